@@ -1,0 +1,6 @@
+import { ExitCode, type Command } from './io.ts';
+
+export const command: Command = async (_argv, io) => {
+  io.stderr.write('sos-agent simulate: not implemented yet\n');
+  return ExitCode.FAILURE;
+};
