@@ -36,7 +36,7 @@ export const vehicleSchema = z.strictObject({
 });
 
 export const apiSchema = z.strictObject({
-  base_url: apiBaseUrl.default('sandbox').describe('sandbox | staging | production | an https URL | an http URL on loopback'),
+  base_url: apiBaseUrl.prefault('sandbox').describe('sandbox | staging | production | an https URL | an http URL on loopback'),
   client_id: nonEmpty.optional().describe('OAuth client id of the application'),
   client_secret: nonEmpty
     .optional()
@@ -113,6 +113,11 @@ export const pressSchema = z.strictObject({
   test_hold_ms: z.number().int().min(1000).default(10000).describe('Hold this long to send a test alert instead (test callflow)'),
   cancel_window_s: z.number().min(0).max(60).default(5).describe('Seconds to cancel with one more press; 0 sends at once'),
   debounce_ms: z.number().int().min(0).max(500).default(30),
+  incident_active_s: z
+    .number()
+    .min(0)
+    .default(900)
+    .describe('After the API confirms, presses for this long are recorded against the same incident, not a new call'),
 });
 
 export const feedbackSchema = z.strictObject({
@@ -151,6 +156,13 @@ export const agentConfigSchema = z
     }).prefault({}),
     callflows: z
       .record(z.string(), z.strictObject({ variables: z.record(z.string(), z.unknown()) }))
+      .superRefine((flows, ctx) => {
+        for (const [name, flow] of Object.entries(flows)) {
+          for (const issue of templateIssues(flow.variables)) {
+            ctx.addIssue({ code: 'custom', path: [name, 'variables', ...issue.path], message: issue.message });
+          }
+        }
+      })
       .default({})
       .describe('Per callflow: a template of its variables with {{path}} placeholders; default = the seed sample shape'),
     gps: gpsSchema,
@@ -162,15 +174,14 @@ export const agentConfigSchema = z
     relay: relaySchema.nullable().default(null),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
   })
-  .superRefine((cfg, ctx) => {
-    for (const [name, flow] of Object.entries(cfg.callflows)) {
-      for (const issue of templateIssues(flow.variables)) {
-        ctx.addIssue({ code: 'custom', path: ['callflows', name, 'variables', ...issue.path], message: issue.message });
-      }
-    }
-    if ((cfg.route === 'relay' || cfg.route === 'relay_then_direct' || cfg.route === 'direct_then_relay') && cfg.relay === null) {
-      ctx.addIssue({ code: 'custom', path: ['relay'], message: `route "${cfg.route}" needs a relay section with broker_url` });
-    }
+  .refine((cfg) => cfg.route === 'direct' || cfg.relay !== null, {
+    path: ['relay'],
+    message: 'this route needs a relay section with broker_url',
+    // Checked even when other fields are wrong, so one run lists every problem.
+    when: (payload) => {
+      const v = payload.value as { route?: unknown; relay?: unknown } | undefined;
+      return typeof v === 'object' && v !== null && typeof v.route === 'string' && v.route !== 'direct';
+    },
   });
 
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;

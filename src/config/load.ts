@@ -10,8 +10,12 @@ export function zodIssues(error: z.ZodError): ConfigIssue[] {
     const base = issue.path.map(String).join('.');
     if (issue.code === 'unrecognized_keys') {
       for (const key of issue.keys) out.push({ path: base ? `${base}.${key}` : key, message: 'unknown key (a typo would silently drop a setting)' });
-    } else if (issue.code === 'invalid_union' && 'note' in issue && issue.note === 'No matching discriminator') {
-      out.push({ path: base ? `${base}.${String(issue.discriminator)}` : String(issue.discriminator), message: issue.message });
+    } else if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+      out.push({ path: base, message: `required (${issue.expected}) but missing` });
+    } else if (issue.code === 'invalid_union' && 'discriminator' in issue && issue.discriminator !== undefined) {
+      const key = String(issue.discriminator);
+      const path = issue.path[issue.path.length - 1] === key || !base ? base || key : `${base}.${key}`;
+      out.push({ path, message: issue.message });
     } else {
       out.push({ path: base, message: issue.message });
     }

@@ -55,8 +55,8 @@ const NAMES: Record<string, (a: AlertSnapshot) => Value> = {
 
 export const TEMPLATE_NAMES = Object.keys(NAMES);
 
-const PLACEHOLDER = /\{\{\s*([a-z_.]+)(\|number)?\s*\}\}/g;
-const WHOLE = /^\{\{\s*([a-z_.]+)(\|number)?\s*\}\}$/;
+const PLACEHOLDER = /\{\{\s*([a-z0-9_.]+)(\|number)?\s*\}\}/g;
+const WHOLE = /^\{\{\s*([a-z0-9_.]+)(\|number)?\s*\}\}$/;
 
 export interface TemplateIssue {
   path: (string | number)[];
