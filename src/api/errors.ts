@@ -64,10 +64,13 @@ export class TokenRejectedError extends SosError {
 /** The answer did not match the documented schema (a captive portal, a proxy's error page). Transient. */
 export class ApiBadResponseError extends SosError {
   readonly status: number | undefined;
-  constructor(message: string, details: ApiErrorDetails = {}) {
+  /** Something answered, but not the API as documented: whether the API acted on the request is unknown. */
+  readonly ambiguous: boolean;
+  constructor(message: string, details: ApiErrorDetails & { ambiguous?: boolean } = {}) {
     super(ErrorCodes.API_BAD_RESPONSE, message, { cause: details.cause, retryable: true });
     this.name = 'ApiBadResponseError';
     this.status = details.status;
+    this.ambiguous = details.ambiguous ?? false;
   }
 }
 
@@ -82,6 +85,9 @@ export function parseRetryAfter(value: string | string[] | undefined, nowMs: num
 
 /** What the outbox needs to know of any failure, whatever route produced it. */
 export function retryHints(e: unknown): { retryable: boolean; retryAfterMs: number | undefined; ambiguous: boolean } {
+  // Refused credentials are not the API answering for this alert: keep it queued (invariant 2) until the
+  // installer fixes the config; the supervisor shows "degraded" meanwhile.
+  if (e instanceof TokenRejectedError) return { retryable: true, retryAfterMs: 60_000, ambiguous: false };
   if (e instanceof SosError) {
     const hinted = e as SosError & { retryAfterMs?: number; ambiguous?: boolean };
     return { retryable: e.retryable, retryAfterMs: hinted.retryAfterMs, ambiguous: hinted.ambiguous ?? false };
