@@ -113,6 +113,7 @@ export class Emulator {
   readonly #timers = new Set<TimerHandle>();
   readonly #routes: Record<string, Partial<Record<string, Route>>>;
   #triggers: AcceptedTrigger[] = [];
+  readonly #triggerListeners = new Set<(t: AcceptedTrigger) => void>();
   #stats: EmulatorStats = { tokenRequests: 0, triggerRequests: 0, accepted: 0 };
   #server: Server | undefined;
   #url: string | undefined;
@@ -194,6 +195,12 @@ export class Emulator {
   get url(): string {
     if (this.#url === undefined) throw new Error('emulator not started: url is known only after start()');
     return this.#url;
+  }
+
+  /** Called for every accepted trigger as it is accepted (the demo prints them; tests await them). */
+  onTrigger(listener: (t: AcceptedTrigger) => void): () => void {
+    this.#triggerListeners.add(listener);
+    return () => this.#triggerListeners.delete(listener);
   }
 
   triggers(): AcceptedTrigger[] {
@@ -378,7 +385,9 @@ export class Emulator {
     }
     const id = randomUUID();
     if (this.#triggers.length >= MAX_STORED_TRIGGERS) this.#triggers.shift();
-    this.#triggers.push({ id, callflow, variables, receivedAt: new Date(this.#clock.now()).toISOString() });
+    const accepted = { id, callflow, variables, receivedAt: new Date(this.#clock.now()).toISOString() };
+    this.#triggers.push(accepted);
+    for (const listener of this.#triggerListeners) listener(accepted);
     this.#stats.accepted++;
     return [200, { code: 0, id, message: `callflow ${callflow} started` }, {}];
   }

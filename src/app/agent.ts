@@ -1,0 +1,340 @@
+import { createButtonSource } from '../button/create.ts';
+import type { TerminalInput } from '../button/terminal.ts';
+import type { ButtonSource } from '../button/types.ts';
+import type { AgentConfig } from '../config/agent-schema.ts';
+import { createFeedback } from '../feedback/create.ts';
+import type { AgentState, Feedback } from '../feedback/types.ts';
+import { createGpsSource } from '../gps/create.ts';
+import { FixTracker } from '../gps/fix-tracker.ts';
+import type { GpsSource } from '../gps/types.ts';
+import { createAlert } from '../incident/alert.ts';
+import type { AlertSnapshot } from '../incident/types.ts';
+import { Outbox, type OutboxEvent } from '../outbox/outbox.ts';
+import { SqliteOutboxStore } from '../outbox/sqlite-store.ts';
+import type { OutboxStore } from '../outbox/store.ts';
+import type { Initiation } from '../press/initiation.ts';
+import { PressPolicy, type PressEffect } from '../press/press-policy.ts';
+import type { HealthSummary } from '../relay/wire.ts';
+import { systemClock, type Clock, type TimerHandle } from '../shared/clock.ts';
+import { errorMessage } from '../shared/errors.ts';
+import type { Logger } from '../shared/logger.ts';
+import { VERSION } from '../shared/version.ts';
+import { buildWays, type Ways } from './routes.ts';
+
+export interface AgentOptions {
+  config: AgentConfig;
+  logger: Logger;
+  clock?: Clock;
+  /** Where the terminal feedback and the terminal button's hints go (stderr by default). */
+  terminal?: NodeJS.WritableStream;
+  stdin?: TerminalInput;
+  /** Replaces the configured button source (the demo's scripted presses, tests). Still a ButtonSource. */
+  button?: ButtonSource;
+  /** Replaces the configured store (tests). */
+  store?: OutboxStore;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The incident the person started; later gestures are recorded against it (invariant 3). */
+interface Incident {
+  alertId: string;
+  initiation: Initiation;
+  repeats: Initiation[];
+}
+
+/** How long "cancelled" and "failed" stay shown before the idle pattern returns. */
+const SHOW_RESULT_MS = 5000;
+const SHOW_FAILED_MS = 60_000;
+
+/**
+ * The device agent: the one place that builds every part and knows their start/stop order.
+ *
+ *   button ─► press policy ─► incident (location snapshot) ─► outbox (fsync) ─► route (direct | relay)
+ *   GPS ─► fix tracker ──────────┘                                  └─► feedback shows every state
+ *
+ * Start order: feedback, outbox, ways to the API, GPS, press policy, button — so the button is live only once
+ * a confirmed press can be committed. Stop runs in reverse, and a pending press is dispatched, not dropped.
+ */
+export class Agent {
+  readonly config: AgentConfig;
+  readonly clock: Clock;
+  readonly feedback: Feedback;
+  readonly gps: GpsSource;
+  readonly tracker: FixTracker;
+  readonly button: ButtonSource;
+  readonly policy: PressPolicy;
+  readonly outbox: Outbox;
+  readonly ways: Ways;
+  readonly #log: Logger;
+  readonly #offs: (() => void)[] = [];
+  readonly #dispatching = new Set<Promise<void>>();
+  readonly #stopAbort = new AbortController();
+  readonly #alertListeners = new Set<(e: OutboxEvent, alert: AlertSnapshot | undefined) => void>();
+  readonly #alerts = new Map<string, AlertSnapshot>();
+  #incident: Incident | null = null;
+  #incidentTimer: TimerHandle | undefined;
+  #resultTimer: TimerHandle | undefined;
+  #shown: AgentState = 'armed';
+  #degradedReasons = new Map<string, string>();
+  #running = false;
+
+  constructor(options: AgentOptions) {
+    const { config } = options;
+    this.config = config;
+    this.clock = options.clock ?? systemClock;
+    this.#log = options.logger;
+    const deps = { clock: this.clock, logger: this.#log };
+    const testAlerts = config.callflow.test_name !== null;
+    this.feedback = createFeedback(config.feedback, { logger: this.#log, ...(options.terminal ? { stream: options.terminal } : {}) });
+    this.gps = createGpsSource(config.gps, { clock: this.clock, logger: this.#log.child({ part: 'gps' }) });
+    this.tracker = new FixTracker({ maxAgeMs: config.gps.max_age_s * 1000, fallback: config.gps.fallback, clock: this.clock });
+    this.button =
+      options.button ??
+      createButtonSource(config.button, {
+        ...deps,
+        press: config.press,
+        testAlerts,
+        ...(options.stdin ? { stdin: options.stdin } : {}),
+        ...(options.terminal ? { stderr: options.terminal } : {}),
+        ...(options.env ? { env: options.env } : {}),
+      });
+    this.policy = new PressPolicy({ config: config.press, clock: this.clock, testAlerts, logger: this.#log.child({ part: 'press' }) });
+    this.ways = buildWays(config, { ...deps, health: () => this.healthSummary() });
+    const store = options.store ?? new SqliteOutboxStore({ path: config.outbox.path, logger: this.#log.child({ part: 'outbox' }) });
+    this.outbox = new Outbox({
+      store,
+      route: this.ways.route,
+      clock: this.clock,
+      logger: this.#log.child({ part: 'outbox' }),
+      maxBackoffMs: config.outbox.max_backoff_s * 1000,
+      alertMaxAgeMs: config.outbox.alert_max_age_s * 1000,
+    });
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.feedback.start();
+    this.#offs.push(this.outbox.onChange((e) => this.#onOutbox(e)));
+    await this.outbox.start();
+    this.#watchHealth();
+    await this.ways.start();
+    this.#offs.push(this.gps.onFix((fix) => this.tracker.update(fix)));
+    await this.gps.start();
+    this.#offs.push(this.policy.onEffect((effect) => this.#onPress(effect)));
+    await this.policy.start();
+    this.#offs.push(this.button.onEvent((event) => this.policy.button(event)));
+    await this.button.start();
+    this.#showIdle();
+    this.#log.info(
+      { version: VERSION, device: this.config.device.id, route: this.ways.route.name, gps: this.gps.kind, button: this.button.kind, feedback: this.feedback.kind },
+      'armed: a press will be sent',
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    await this.button.stop();
+    // Dispatches a press still in its cancel window: a shutdown must not lose a confirmed press.
+    await this.policy.stop();
+    // A dispatch still waiting for a first fix cannot finish now; everything else reaches the outbox first.
+    this.#stopAbort.abort(new Error('agent stopping'));
+    await Promise.allSettled([...this.#dispatching]);
+    await this.gps.stop();
+    await this.outbox.stop();
+    await this.ways.stop();
+    this.clock.clearTimeout(this.#incidentTimer);
+    this.clock.clearTimeout(this.#resultTimer);
+    for (const off of this.#offs.splice(0)) off();
+    await this.feedback.stop();
+    this.#log.info('stopped');
+  }
+
+  /** Every outbox event of an alert, with its snapshot when this process made it. */
+  onAlert(listener: (e: OutboxEvent, alert: AlertSnapshot | undefined) => void): () => void {
+    this.#alertListeners.add(listener);
+    return () => this.#alertListeners.delete(listener);
+  }
+
+  /** What the person is being shown now. */
+  shown(): AgentState {
+    return this.#shown;
+  }
+
+  /** Why a press might not get through right now; empty when healthy. */
+  degradedReasons(): Record<string, string> {
+    return Object.fromEntries(this.#degradedReasons);
+  }
+
+  healthSummary(): HealthSummary {
+    const h = this.tracker.health();
+    const s = this.outbox.stats();
+    return {
+      fixAgeS: h.lastFixAgeMs === null ? null : Math.round(h.lastFixAgeMs / 1000),
+      outboxDepth: s.depth,
+      lastContactAt: this.ways.link?.lastContactAt ?? null,
+      version: VERSION,
+    };
+  }
+
+  /** Marks one reason for "degraded" on or off; the idle pattern follows. */
+  setDegraded(reason: string, detail: string | null): void {
+    const had = this.#degradedReasons.get(reason);
+    if (detail === null) {
+      if (had === undefined) return;
+      this.#degradedReasons.delete(reason);
+      this.#log.info({ reason }, 'recovered');
+    } else {
+      if (had === detail) return;
+      this.#degradedReasons.set(reason, detail);
+      this.#log.warn({ reason, detail }, 'degraded: a press might not get through');
+    }
+    this.#showIdle();
+  }
+
+  #watchHealth(): void {
+    const client = this.ways.client;
+    if (client) {
+      const onHealth = (h: { state: string; error?: { message?: string } | string }): void => {
+        if (h.state === 'ok') {
+          this.setDegraded('api', null);
+          // A token came through: the way is open, retry what waits.
+          this.outbox.wayIsBack();
+        } else if (h.state === 'failing') {
+          this.setDegraded('api', `token fetch failing: ${typeof h.error === 'string' ? h.error : (h.error?.message ?? 'error')}`);
+        }
+      };
+      client.tokens.on('health', onHealth as never);
+      this.#offs.push(() => client.tokens.off('health', onHealth as never));
+    }
+    const link = this.ways.link;
+    if (link) {
+      this.#offs.push(
+        link.onUp(() => {
+          this.setDegraded('broker', null);
+          this.outbox.wayIsBack();
+        }),
+        link.onDown(() => this.setDegraded('broker', 'not connected to the MQTT broker')),
+      );
+    }
+  }
+
+  #onPress(effect: PressEffect): void {
+    switch (effect.type) {
+      case 'holding':
+        if (!effect.during_incident) this.#show('holding');
+        return;
+      case 'counting':
+        if (!effect.during_incident) this.#show('holding', `${effect.presses}/${effect.needed} presses`);
+        return;
+      case 'idle':
+        this.#showIdle();
+        return;
+      case 'pending':
+        if (effect.window_ms <= 0) return;
+        this.#show('cancel_window', `${effect.initiation.test ? 'TEST alert' : 'alert'} in ${Math.round(effect.window_ms / 1000)} s; press again to cancel`);
+        return;
+      case 'cancelled':
+        this.#log.info({ gesture: effect.initiation.gesture }, 'alert cancelled by the person within the cancel window');
+        this.#showResult('cancelled', undefined, SHOW_RESULT_MS);
+        return;
+      case 'dispatch': {
+        const p = this.#dispatch(effect.initiation).catch((e: unknown) => {
+          this.#log.error({ err: errorMessage(e) }, 'could not create the alert');
+          this.#show('failed', errorMessage(e));
+        });
+        this.#dispatching.add(p);
+        void p.finally(() => this.#dispatching.delete(p));
+        return;
+      }
+      case 'repeat': {
+        const incident = this.#incident;
+        incident?.repeats.push(effect.initiation);
+        this.#log.warn(
+          { alertId: incident?.alertId, gesture: effect.initiation.gesture, repeats: incident?.repeats.length },
+          'press during an active incident: recorded against it, no second call started',
+        );
+        return;
+      }
+    }
+  }
+
+  async #dispatch(initiation: Initiation): Promise<void> {
+    let location = this.tracker.snapshot();
+    if (location === null) {
+      this.#show('waiting_location', 'no GPS fix yet; the alert goes out with the first fix');
+      this.#log.warn('alert confirmed but no location yet: waiting for the first fix');
+      location = await this.tracker.waitForLocation(this.#stopAbort.signal).catch(() => null);
+      if (location === null) {
+        this.#log.error({ confirmedAt: initiation.confirmed_at }, 'stopped while waiting for a first fix: this press was not sent');
+        return;
+      }
+    }
+    const alert = createAlert(initiation, location, {
+      deviceId: this.config.device.id,
+      caller: this.config.caller,
+      vehicle: this.config.vehicle,
+      callflow: this.config.callflow,
+    });
+    this.#incident = { alertId: alert.alertId, initiation, repeats: [] };
+    this.#alerts.set(alert.alertId, alert);
+    this.#log.info(
+      { alertId: alert.alertId, test: alert.test, gesture: initiation.gesture, uncertainty_m: location.uncertainty_m, fixAgeMs: location.age_ms, stale: location.stale },
+      'alert confirmed by a press',
+    );
+    const { durable } = await this.outbox.enqueue(alert);
+    if (!durable) this.setDegraded('outbox', 'the outbox file failed: this alert is held in memory only');
+    if (this.#incident?.alertId === alert.alertId && this.#shown !== 'confirmed' && this.#shown !== 'failed') {
+      this.#show('queued', durable ? 'committed; sending' : 'held in memory; sending');
+    }
+  }
+
+  #onOutbox(e: OutboxEvent): void {
+    const alert = this.#alerts.get(e.alertId);
+    for (const l of this.#alertListeners) l(e, alert);
+    if (e.state === 'delivered' || e.state === 'rejected') this.#alerts.delete(e.alertId);
+    if (this.#incident?.alertId !== e.alertId) return;
+    if (e.state === 'delivered') {
+      this.#show('confirmed', `the API accepted it (id ${e.apiId ?? '?'})`);
+      // The flow is running; presses for a while belong to it.
+      this.clock.clearTimeout(this.#incidentTimer);
+      this.#incidentTimer = this.clock.setTimeout(() => this.#endIncident(), this.config.press.incident_active_s * 1000);
+    } else if (e.state === 'rejected') {
+      this.#showResult('failed', `${e.error?.code ?? 'rejected'}: ${e.error?.message ?? ''}`, SHOW_FAILED_MS);
+      // Nothing is running for this press: the next gesture must be able to start a new alert.
+      this.#endIncident();
+    } else if (e.state === 'retrying') {
+      this.#show('queued', `attempt ${e.attempts ?? '?'} failed (${e.error?.code ?? 'error'}); retrying`);
+    }
+  }
+
+  #endIncident(): void {
+    this.clock.clearTimeout(this.#incidentTimer);
+    this.#incidentTimer = undefined;
+    if (this.#incident) this.#log.info({ alertId: this.#incident.alertId, repeats: this.#incident.repeats.length }, 'incident closed on the device');
+    this.#incident = null;
+    this.policy.incidentEnded();
+  }
+
+  #show(state: AgentState, detail?: string): void {
+    this.clock.clearTimeout(this.#resultTimer);
+    this.#resultTimer = undefined;
+    this.#shown = state;
+    this.feedback.show(state, detail);
+  }
+
+  /** A result stays visible for a while, then the idle pattern returns. */
+  #showResult(state: AgentState, detail: string | undefined, ms: number): void {
+    this.#show(state, detail);
+    this.#resultTimer = this.clock.setTimeout(() => this.#showIdle(), ms);
+  }
+
+  /** Idle: armed or degraded; but an incident in progress keeps showing its own state. */
+  #showIdle(): void {
+    if (!this.#running) return;
+    if (this.#incident !== null && (this.#shown === 'queued' || this.#shown === 'confirmed' || this.#shown === 'waiting_location')) return;
+    if (this.#degradedReasons.size > 0) this.#show('degraded', [...this.#degradedReasons.values()].join('; '));
+    else this.#show('armed');
+  }
+}
