@@ -133,7 +133,7 @@ export class TokenCache extends EventEmitter<TokenCacheEvents> {
       } catch (e) {
         const error = asTokenError(e);
         this.#failures++;
-        this.#log.warn({ code: error.code, status: error.status, failures: this.#failures }, `token fetch failed: ${error.message}`);
+        this.#log.warn({ code: error.code, status: error.status, failures: this.#failures }, error.message);
         const since = this.#health.state === 'failing' ? this.#health.since : this.#clock.now();
         const changed = this.#health.state !== 'failing';
         this.#health = { state: 'failing', since, failures: this.#failures, error };

@@ -19,7 +19,9 @@ import { systemClock, type Clock, type TimerHandle } from '../shared/clock.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { VERSION } from '../shared/version.ts';
+import { brokerCheck, buttonCheck, fixCheck, outboxCheck, tokenCheck } from './health-checks.ts';
 import { buildWays, type Ways } from './routes.ts';
+import { Supervisor, type HealthCheck, type HealthState } from './supervisor.ts';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -45,6 +47,8 @@ interface Incident {
 /** How long "cancelled" and "failed" stay shown before the idle pattern returns. */
 const SHOW_RESULT_MS = 5000;
 const SHOW_FAILED_MS = 60_000;
+/** How often the supervisor polls every check; parts' own events show at once. */
+const SUPERVISE_EVERY_MS = 10_000;
 
 /**
  * The device agent: the one place that builds every part and knows their start/stop order.
@@ -63,8 +67,9 @@ export class Agent {
   readonly tracker: FixTracker;
   readonly button: ButtonSource;
   readonly policy: PressPolicy;
-  readonly outbox: Outbox;
-  readonly ways: Ways;
+  readonly #store: OutboxStore;
+  #outbox: Outbox | null = null;
+  #ways: Ways | null = null;
   readonly #log: Logger;
   readonly #offs: (() => void)[] = [];
   readonly #dispatching = new Set<Promise<void>>();
@@ -75,7 +80,7 @@ export class Agent {
   #incidentTimer: TimerHandle | undefined;
   #resultTimer: TimerHandle | undefined;
   #shown: AgentState = 'armed';
-  #degradedReasons = new Map<string, string>();
+  #supervisor: Supervisor | null = null;
   #running = false;
 
   constructor(options: AgentOptions) {
@@ -99,25 +104,37 @@ export class Agent {
         ...(options.env ? { env: options.env } : {}),
       });
     this.policy = new PressPolicy({ config: config.press, clock: this.clock, testAlerts, logger: this.#log.child({ part: 'press' }) });
-    this.ways = buildWays(config, { ...deps, health: () => this.healthSummary() });
-    const store = options.store ?? new SqliteOutboxStore({ path: config.outbox.path, logger: this.#log.child({ part: 'outbox' }) });
-    this.outbox = new Outbox({
-      store,
-      route: this.ways.route,
-      clock: this.clock,
-      logger: this.#log.child({ part: 'outbox' }),
-      maxBackoffMs: config.outbox.max_backoff_s * 1000,
-      alertMaxAgeMs: config.outbox.alert_max_age_s * 1000,
-    });
+    this.#store = options.store ?? new SqliteOutboxStore({ path: config.outbox.path, logger: this.#log.child({ part: 'outbox' }) });
+  }
+
+  /** The outbox, once started. */
+  get outbox(): Outbox {
+    if (!this.#outbox) throw new Error('agent not started');
+    return this.#outbox;
+  }
+
+  /** The ways to the API, once started. */
+  get ways(): Ways {
+    if (!this.#ways) throw new Error('agent not started');
+    return this.#ways;
   }
 
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
     await this.feedback.start();
+    this.#ways = await buildWays(this.config, { clock: this.clock, logger: this.#log, health: () => this.healthSummary() });
+    this.#outbox = new Outbox({
+      store: this.#store,
+      route: this.#ways.route,
+      clock: this.clock,
+      logger: this.#log.child({ part: 'outbox' }),
+      maxBackoffMs: this.config.outbox.max_backoff_s * 1000,
+      alertMaxAgeMs: this.config.outbox.alert_max_age_s * 1000,
+    });
     this.#offs.push(this.outbox.onChange((e) => this.#onOutbox(e)));
     await this.outbox.start();
-    this.#watchHealth();
+    this.#watchWays();
     await this.ways.start();
     this.#offs.push(this.gps.onFix((fix) => this.tracker.update(fix)));
     await this.gps.start();
@@ -125,6 +142,9 @@ export class Agent {
     await this.policy.start();
     this.#offs.push(this.button.onEvent((event) => this.policy.button(event)));
     await this.button.start();
+    this.#supervisor = new Supervisor({ clock: this.clock, logger: this.#log.child({ part: 'health' }), intervalMs: SUPERVISE_EVERY_MS, checks: this.#checks() });
+    this.#offs.push(this.#supervisor.onChange((h) => this.#onHealth(h)));
+    await this.#supervisor.start();
     this.#showIdle();
     this.#log.info(
       { version: VERSION, device: this.config.device.id, route: this.ways.route.name, gps: this.gps.kind, button: this.button.kind, feedback: this.feedback.kind },
@@ -135,6 +155,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    await this.#supervisor?.stop();
     await this.button.stop();
     // Dispatches a press still in its cancel window: a shutdown must not lose a confirmed press.
     await this.policy.stop();
@@ -162,62 +183,55 @@ export class Agent {
     return this.#shown;
   }
 
-  /** Why a press might not get through right now; empty when healthy. */
-  degradedReasons(): Record<string, string> {
-    return Object.fromEntries(this.#degradedReasons);
+  /** Whether a press would get through right now, and if not, why. */
+  health(): HealthState {
+    return this.#supervisor?.snapshot() ?? { state: 'healthy', failing: [], warnings: [] };
   }
 
   healthSummary(): HealthSummary {
     const h = this.tracker.health();
-    const s = this.outbox.stats();
     return {
       fixAgeS: h.lastFixAgeMs === null ? null : Math.round(h.lastFixAgeMs / 1000),
-      outboxDepth: s.depth,
-      lastContactAt: this.ways.link?.lastContactAt ?? null,
+      outboxDepth: this.#outbox?.stats().depth ?? null,
+      lastContactAt: this.#ways?.link?.lastContactAt ?? null,
       version: VERSION,
     };
   }
 
-  /** Marks one reason for "degraded" on or off; the idle pattern follows. */
-  setDegraded(reason: string, detail: string | null): void {
-    const had = this.#degradedReasons.get(reason);
-    if (detail === null) {
-      if (had === undefined) return;
-      this.#degradedReasons.delete(reason);
-      this.#log.info({ reason }, 'recovered');
-    } else {
-      if (had === detail) return;
-      this.#degradedReasons.set(reason, detail);
-      this.#log.warn({ reason, detail }, 'degraded: a press might not get through');
-    }
-    this.#showIdle();
+  /** The checks that tell whether a press would get through; the supervisor polls them and hears their events. */
+  #checks(): HealthCheck[] {
+    const checks: HealthCheck[] = [
+      outboxCheck(this.outbox, { path: this.config.outbox.path }),
+      fixCheck(this.tracker, {
+        maxAgeMs: this.config.gps.max_age_s * 1000,
+        hasFallback: this.config.gps.fallback !== null || this.config.gps.source === 'static',
+        onFix: (listener) => this.gps.onFix(() => listener()),
+      }),
+      buttonCheck(this.button),
+    ];
+    if (this.ways.client) checks.push(tokenCheck(this.ways.client.tokens));
+    if (this.ways.link) checks.push(brokerCheck(this.ways.link));
+    return checks;
   }
 
-  #watchHealth(): void {
+  /** The way to the API is open again (a token came through, the broker link is up): retry what waits now. */
+  #watchWays(): void {
     const client = this.ways.client;
     if (client) {
-      const onHealth = (h: { state: string; error?: { message?: string } | string }): void => {
-        if (h.state === 'ok') {
-          this.setDegraded('api', null);
-          // A token came through: the way is open, retry what waits.
-          this.outbox.wayIsBack();
-        } else if (h.state === 'failing') {
-          this.setDegraded('api', `token fetch failing: ${typeof h.error === 'string' ? h.error : (h.error?.message ?? 'error')}`);
-        }
+      const onHealth = (h: { state: string }): void => {
+        if (h.state === 'ok') this.outbox.wayIsBack();
       };
       client.tokens.on('health', onHealth as never);
       this.#offs.push(() => client.tokens.off('health', onHealth as never));
     }
     const link = this.ways.link;
-    if (link) {
-      this.#offs.push(
-        link.onUp(() => {
-          this.setDegraded('broker', null);
-          this.outbox.wayIsBack();
-        }),
-        link.onDown(() => this.setDegraded('broker', 'not connected to the MQTT broker')),
-      );
-    }
+    if (link) this.#offs.push(link.onUp(() => this.outbox.wayIsBack()));
+  }
+
+  #onHealth(h: HealthState): void {
+    if (h.state === 'degraded') this.#log.warn({ failing: h.failing }, 'degraded: a press might not get through');
+    else this.#log.info('healthy: a press will get through');
+    this.#showIdle();
   }
 
   #onPress(effect: PressEffect): void {
@@ -284,7 +298,6 @@ export class Agent {
       'alert confirmed by a press',
     );
     const { durable } = await this.outbox.enqueue(alert);
-    if (!durable) this.setDegraded('outbox', 'the outbox file failed: this alert is held in memory only');
     if (this.#incident?.alertId === alert.alertId && this.#shown !== 'confirmed' && this.#shown !== 'failed') {
       this.#show('queued', durable ? 'committed; sending' : 'held in memory; sending');
     }
@@ -334,7 +347,8 @@ export class Agent {
   #showIdle(): void {
     if (!this.#running) return;
     if (this.#incident !== null && (this.#shown === 'queued' || this.#shown === 'confirmed' || this.#shown === 'waiting_location')) return;
-    if (this.#degradedReasons.size > 0) this.#show('degraded', [...this.#degradedReasons.values()].join('; '));
+    const failing = this.#supervisor?.failing() ?? [];
+    if (failing.length > 0) this.#show('degraded', failing.map((f) => `${f.name}: ${f.detail}`).join('; '));
     else this.#show('armed');
   }
 }

@@ -11,15 +11,21 @@ import type { Logger } from '../shared/logger.ts';
  */
 export async function locateOnce(config: AgentConfig, deps: { clock: Clock; logger: Logger }, timeoutMs: number): Promise<LocationSnapshot | null> {
   const tracker = new FixTracker({ maxAgeMs: config.gps.max_age_s * 1000, fallback: config.gps.fallback, clock: deps.clock });
-  const now = tracker.snapshot();
-  if (config.gps.source === 'static' && now) return now;
   const source = createGpsSource(config.gps, deps);
-  source.onFix((fix) => tracker.update(fix));
   const abort = new AbortController();
+  // Wait for a real fix even when a fallback is configured: the fallback is the last resort (invariant 4).
+  const firstFix = new Promise<void>((resolve) => {
+    source.onFix((fix) => {
+      tracker.update(fix);
+      resolve();
+    });
+    abort.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
   const timer = deps.clock.setTimeout(() => abort.abort(), timeoutMs);
   try {
     await source.start();
-    return await tracker.waitForLocation(abort.signal).catch(() => tracker.snapshot());
+    await firstFix;
+    return tracker.snapshot();
   } finally {
     deps.clock.clearTimeout(timer);
     await source.stop();

@@ -1,10 +1,9 @@
-import { EmergencyApiClient } from '../api/client.ts';
+import type { EmergencyApiClient } from '../api/client.ts';
 import type { AgentConfig } from '../config/agent-schema.ts';
-import { DirectRoute } from '../incident/direct-route.ts';
 import type { AlertRoute } from '../incident/types.ts';
 import { composeRoute } from '../relay/fallback-route.ts';
-import { RelayLink } from '../relay/link.ts';
-import { RelayRoute } from '../relay/relay-route.ts';
+import type { RelayLink } from '../relay/link.ts';
+import type { RelayRoute } from '../relay/relay-route.ts';
 import type { HealthSummary } from '../relay/wire.ts';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -29,12 +28,17 @@ export function hasApiCredentials(config: AgentConfig): boolean {
   return Boolean(config.api.client_id && config.api.client_secret);
 }
 
-/** Builds the direct client (when the device has credentials), the relay link (when configured), and the route. */
-export function buildWays(config: AgentConfig, deps: WaysDeps): Ways {
+/**
+ * Builds the direct client (when the device has credentials), the relay link (when configured), and the route.
+ * The HTTP client (undici, ~30 MB of RSS with its WebAssembly parser) and MQTT.js (~18 MB) are loaded only
+ * when the config uses them: a Pi has little memory to spare (measured in scripts/bench/agent.ts).
+ */
+export async function buildWays(config: AgentConfig, deps: WaysDeps): Promise<Ways> {
   const { clock, logger } = deps;
   let client: EmergencyApiClient | null = null;
   let direct: AlertRoute | null = null;
   if (hasApiCredentials(config)) {
+    const [{ EmergencyApiClient }, { DirectRoute }] = await Promise.all([import('../api/client.ts'), import('../incident/direct-route.ts')]);
     client = new EmergencyApiClient({
       baseUrl: config.api.base_url,
       clientId: config.api.client_id!,
@@ -50,8 +54,10 @@ export function buildWays(config: AgentConfig, deps: WaysDeps): Ways {
   let link: RelayLink | null = null;
   let relayRoute: RelayRoute | null = null;
   if (config.relay) {
-    link = new RelayLink({ deviceId: config.device.id, relay: config.relay, clock, logger: logger.child({ part: 'relay' }), health: deps.health });
-    relayRoute = new RelayRoute({ link, ackTimeoutMs: config.relay.ack_timeout_s * 1000, clock, logger: logger.child({ part: 'relay' }) });
+    const [{ RelayLink }, { RelayRoute }] = await Promise.all([import('../relay/link.ts'), import('../relay/relay-route.ts')]);
+    const relayLog = logger.child({ part: 'relay' });
+    link = new RelayLink({ deviceId: config.device.id, relay: config.relay, clock, logger: relayLog, health: deps.health });
+    relayRoute = new RelayRoute({ link, ackTimeoutMs: config.relay.ack_timeout_s * 1000, clock, logger: relayLog });
   }
   const route = composeRoute(config.route, { direct, relay: relayRoute }, logger.child({ part: 'route' }));
   return {
@@ -70,4 +76,3 @@ export function buildWays(config: AgentConfig, deps: WaysDeps): Ways {
     },
   };
 }
-

@@ -63,8 +63,12 @@ function processIo(): CommandIo {
 
 /** The process entry: bin/sos-agent.js and the single-executable bundle call this. */
 export function runCli(): void {
+  // Every part's timers are unref'd so that stop() never waits on them; this one handle keeps the process
+  // alive until the command itself is done (a retry waiting on its backoff must not end in a silent exit 0).
+  const keepAlive = setInterval(() => {}, 1 << 30);
   main(process.argv.slice(2), processIo()).then(
     (code) => {
+      clearInterval(keepAlive);
       process.exitCode = code;
       // Long-running commands resolve only after an orderly stop; exit so a stray handle cannot hang shutdown.
       setImmediate(() => process.exit(code));

@@ -68,7 +68,7 @@ export const command: Command = async (argv, io) => {
 
   let ways;
   try {
-    ways = buildWays(config, { clock, logger });
+    ways = await buildWays(config, { clock, logger });
   } catch (e) {
     writeLine(io.stderr, `trigger: ${errorMessage(e)}`);
     return ExitCode.USAGE;

@@ -4,6 +4,7 @@ import type { Emulator } from '../../src/emulator/server.ts';
 import { agentConfig, writeAgentConfig } from '../support/agent-config.ts';
 import { runCli } from '../support/cli.ts';
 import { startEmulator } from '../support/emulator.ts';
+import { finished, spawnCli } from '../support/spawn-cli.ts';
 
 describe('sos-agent trigger (installer test alert, end to end against the emulator)', () => {
   let emulator: Emulator;
@@ -72,5 +73,19 @@ describe('sos-agent trigger (installer test alert, end to end against the emulat
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('caller.phone_number');
     expect(emulator.stats().triggerRequests).toBe(before);
+  });
+
+  it('as a real process, waits through its retries and exits 4 (never a silent 0) while the API fails', async () => {
+    emulator.addFault({ target: 'trigger', times: 100, status: 503 });
+    const r = await finished(spawnCli(['trigger', '--attempts', '2', '--config', writeAgentConfig(agentConfig(emulator.url))]));
+    expect(r.stderr).toMatch(/attempt 2 failed/);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe('');
+  });
+
+  it('as a real process, prints the API id and exits 0', async () => {
+    const r = await finished(spawnCli(['trigger', '--test', '--config', writeAgentConfig(agentConfig(emulator.url))]));
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(emulator.triggers()[0]?.id);
   });
 });
