@@ -88,14 +88,18 @@ export const buttonSchema = z.discriminatedUnion('source', [
   z.strictObject({
     source: z.literal('evdev'),
     device: nonEmpty.describe('Input event device, e.g. /dev/input/by-path/platform-button@11-event'),
-    key_code: z.number().int().min(0).max(767).default(639).describe('Linux key code the gpio-key overlay sends (not KEY_POWER=116)'),
-    layout: z.enum(['auto', '64', '32']).default('auto').describe('struct input_event size: 24 bytes (64-bit) or 16 (32-bit)'),
+    key_code: z.number().int().min(0).max(767).default(639).describe('Linux key code the gpio-key overlay sends: 639 = KEY_SOS, which nothing else acts on (not KEY_POWER=116: systemd-logind powers the device off)'),
+    layout: z.enum(['auto', '64', '32']).default('auto').describe('struct input_event size: 24 bytes (64-bit) or 16 (32-bit); auto = the word size Node runs as, which is what the kernel hands it'),
   }),
   z.strictObject({
     source: z.literal('gpiomon'),
     chip: nonEmpty.default('gpiochip0'),
     line: z.number().int().min(0).describe('GPIO line offset on the chip (BCM number on a Raspberry Pi)'),
     active_low: z.boolean().default(true).describe('True when the button pulls the line to ground'),
+    bias: z
+      .enum(['auto', 'pull-up', 'pull-down', 'disabled', 'as-is'])
+      .default('auto')
+      .describe('Line bias gpiomon requests; auto = pull-up when active_low, else pull-down (a floating line chatters)'),
     command: nonEmpty.default('gpiomon'),
   }),
 ]);
@@ -110,7 +114,7 @@ export const pressSchema = z.strictObject({
     .nullable()
     .default(null)
     .describe('Alternative gesture: N short presses within a window; null disables it'),
-  test_hold_ms: z.number().int().min(1000).default(10000).describe('Hold this long to send a test alert instead (test callflow)'),
+  test_hold_ms: z.number().int().min(1000).default(10000).describe('Keep holding this long to turn the alert into a test alert (test callflow); only when callflow.test_name is set'),
   cancel_window_s: z.number().min(0).max(60).default(5).describe('Seconds to cancel with one more press; 0 sends at once'),
   debounce_ms: z.number().int().min(0).max(500).default(30),
   incident_active_s: z
@@ -118,7 +122,7 @@ export const pressSchema = z.strictObject({
     .min(0)
     .default(900)
     .describe('After the API confirms, presses for this long are recorded against the same incident, not a new call'),
-});
+}).refine((p) => p.test_hold_ms > p.hold_ms, { path: ['test_hold_ms'], message: 'must be longer than hold_ms (a test hold continues an alert hold)' });
 
 export const feedbackSchema = z.strictObject({
   leds_root: nonEmpty.default('/sys/class/leds'),
