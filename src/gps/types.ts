@@ -14,6 +14,11 @@ export interface Fix {
   heading_deg?: number;
   /** Which source produced it: gpsd, nmea, replay, static. */
   source: string;
+  /**
+   * A configured location of a device that does not move (the static source): it is as true now as when it was
+   * set, so it never goes stale. Never set on a measured fix.
+   */
+  stationary?: boolean;
 }
 
 export type GpsSourceState = 'starting' | 'connected' | 'disconnected' | 'stopped';
