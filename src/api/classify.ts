@@ -9,6 +9,7 @@ import {
   parseRetryAfter,
 } from './errors.ts';
 import { oauthErrorSchema, tokenResponseSchema, triggerResponseSchema, type TokenGrant } from './schemas.ts';
+import { TransportCodes, TransportError } from './transport.ts';
 import type { z } from 'zod';
 
 /**
@@ -95,15 +96,15 @@ export function tokenOutcome(answer: HttpAnswer, nowMs: number): TokenGrant {
 }
 
 export interface NetworkFailure {
-  /** Short, safe description: "connection refused", "no answer within 15000 ms". */
+  /** Short, safe description: "connection refused", "no answer in time". */
   reason: string;
   /** The request may have reached the server (it was, or may have been, written before the failure). */
   ambiguous: boolean;
-  /** The system or undici code that decided it, for logs. */
+  /** The system code, or the transport's own (TransportCodes), that decided it, for logs. */
   code: string | undefined;
 }
 
-/** Failures that happen before a request byte leaves: retrying them can never start a second flow. */
+/** Failures that can only happen before a request byte leaves: retrying them can never start a second flow. */
 const BEFORE_SENDING: Record<string, string> = {
   ECONNREFUSED: 'connection refused',
   ENOTFOUND: 'DNS lookup failed',
@@ -115,52 +116,71 @@ const BEFORE_SENDING: Record<string, string> = {
   EHOSTUNREACH: 'host unreachable',
   EHOSTDOWN: 'host down',
   EADDRNOTAVAIL: 'no local address',
-  ETIMEDOUT: 'connect timed out',
-  UND_ERR_CONNECT_TIMEOUT: 'connect timed out',
-  UND_ERR_CLOSED: 'client stopped',
-  UND_ERR_DESTROYED: 'client stopped',
+  [TransportCodes.CONNECT_TIMEOUT]: 'connect timed out',
+  [TransportCodes.STOPPED]: 'client stopped',
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'TLS certificate not trusted',
+  UNABLE_TO_GET_ISSUER_CERT: 'TLS certificate not trusted',
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'TLS certificate not trusted',
   SELF_SIGNED_CERT_IN_CHAIN: 'TLS certificate not trusted',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'TLS certificate not trusted',
   CERT_HAS_EXPIRED: 'TLS certificate expired (or the device clock is wrong)',
   CERT_NOT_YET_VALID: 'TLS certificate not yet valid (or the device clock is wrong)',
   ERR_TLS_CERT_ALTNAME_INVALID: 'TLS certificate does not match the host',
+  EPROTO: 'TLS handshake failed',
 };
 
 /** Failures after the request may have been written. */
 const AFTER_SENDING: Record<string, string> = {
-  UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
-  UND_ERR_BODY_TIMEOUT: 'answer stalled',
-  UND_ERR_SOCKET: 'connection closed before the answer',
+  [TransportCodes.RESPONSE_TIMEOUT]: 'no answer in time',
+  [TransportCodes.BODY_TIMEOUT]: 'answer stalled',
   ECONNRESET: 'connection reset',
+  ECONNABORTED: 'connection aborted',
   EPIPE: 'connection closed while sending',
-  UND_ERR_ABORTED: 'aborted',
+  // The transport's connect timeout (seconds) ends any connect long before the kernel's (minutes): an ETIMEDOUT
+  // comes from a connection that was up (retransmissions unanswered).
+  ETIMEDOUT: 'connection timed out',
   ABORT_ERR: 'aborted',
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'answer cut short',
-  UND_ERR_INFO: 'answer cut short',
+};
+
+/** What node says with ECONNRESET, told apart for the logs. */
+const RESET_MESSAGES: Record<string, string> = {
+  'socket hang up': 'connection closed before the answer',
+  aborted: 'answer cut short',
 };
 
 export function describeNetworkError(e: unknown): NetworkFailure {
-  for (const code of errorCodes(e)) {
+  const written = writtenFlag(e);
+  const decide = (before: boolean) => written === undefined ? !before : written;
+  for (const { code, message } of errorCodes(e)) {
     const before = BEFORE_SENDING[code];
-    if (before !== undefined) return { reason: before, ambiguous: false, code };
+    if (before !== undefined) return { reason: before, ambiguous: decide(true), code };
     const after = AFTER_SENDING[code];
-    if (after !== undefined) return { reason: after, ambiguous: true, code };
-    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return { reason: 'TLS handshake failed', ambiguous: false, code };
-    if (code.startsWith('HPE_')) return { reason: 'unparseable HTTP answer', ambiguous: true, code };
+    if (after !== undefined) return { reason: (code === 'ECONNRESET' ? RESET_MESSAGES[message] : undefined) ?? after, ambiguous: decide(false), code };
+    if (code.startsWith('CERT_')) return { reason: 'TLS certificate not accepted', ambiguous: decide(true), code };
+    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) return { reason: 'TLS handshake failed', ambiguous: decide(true), code };
+    if (code.startsWith('HPE_')) return { reason: 'unparseable HTTP answer', ambiguous: decide(false), code };
   }
-  if (e instanceof Error && e.name === 'AbortError') return { reason: 'aborted', ambiguous: true, code: 'ABORT_ERR' };
+  if (e instanceof Error && e.name === 'AbortError') return { reason: 'aborted', ambiguous: decide(false), code: 'ABORT_ERR' };
   // Unknown: assume it may have gone out. Saying "ambiguous" wrongly costs a counter; the reverse could hide a duplicate.
-  return { reason: 'network failure', ambiguous: true, code: errorCodes(e)[0] };
+  return { reason: 'network failure', ambiguous: decide(false), code: errorCodes(e)[0]?.code };
+}
+
+/**
+ * Whether the whole request had left when it failed, as the transport saw it (undefined: not known). Nothing
+ * fully written cannot have been acted on; written and then failed may have been.
+ */
+function writtenFlag(e: unknown, depth = 0): boolean | undefined {
+  if (depth > 4 || typeof e !== 'object' || e === null) return undefined;
+  if (e instanceof TransportError) return e.written;
+  return writtenFlag((e as { cause?: unknown }).cause, depth + 1);
 }
 
 /** Codes on an error, its causes and (happy-eyeballs) aggregated errors, outermost first. */
-function errorCodes(e: unknown, depth = 0): string[] {
+function errorCodes(e: unknown, depth = 0): { code: string; message: string }[] {
   if (depth > 4 || typeof e !== 'object' || e === null) return [];
-  const out: string[] = [];
+  const out: { code: string; message: string }[] = [];
   const code = (e as { code?: unknown }).code;
-  if (typeof code === 'string') out.push(code);
+  if (typeof code === 'string') out.push({ code, message: e instanceof Error ? e.message : '' });
   if (e instanceof AggregateError) for (const inner of e.errors) out.push(...errorCodes(inner, depth + 1));
   out.push(...errorCodes((e as { cause?: unknown }).cause, depth + 1));
   return out;

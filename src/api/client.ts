@@ -1,4 +1,3 @@
-import { Agent, type Dispatcher } from 'undici';
 import type { Clock } from '../shared/clock.ts';
 import type { Logger } from '../shared/logger.ts';
 import { VERSION } from '../shared/version.ts';
@@ -7,6 +6,7 @@ import { ApiBadResponseError, ApiRejectedError, ApiTransientError } from './erro
 import { tokenNetworkError, tokenOutcome, triggerNetworkError, triggerOutcome, type HttpAnswer } from './classify.ts';
 import { TokenCache } from './token-cache.ts';
 import type { TokenGrant } from './schemas.ts';
+import { HttpTransport } from './transport.ts';
 
 export interface EmergencyApiClientOptions {
   /** e.g. https://api-sandbox.rapidsos.com (a path prefix is kept). */
@@ -15,7 +15,7 @@ export interface EmergencyApiClientOptions {
   clientSecret: string;
   /** TCP+TLS connect; short, so a dead path fails fast and unambiguously. */
   connectTimeoutMs: number;
-  /** Waiting for the answer's headers, and between body chunks (undici's coarse timers add up to ~1 s). */
+  /** Waiting for the answer's headers, and between body chunks. */
   responseTimeoutMs: number;
   tokenMarginMs: number;
   clock: Clock;
@@ -28,31 +28,29 @@ export interface TriggerOptions {
   signal?: AbortSignal | undefined;
 }
 
-/** Larger answers are not the API's (its answers are a few hundred bytes): a portal page or a proxy's error. */
-const MAX_BODY_BYTES = 64 * 1024;
-
 /**
  * The Emergency WorkFlow API, directly over HTTPS: OAuth client-credentials token (cached, refreshed ahead of
  * expiry) and the trigger. Every failure is a typed error the outbox can act on (see classify.ts). Neither the
  * client secret nor a token ever goes into a log line or an error message.
+ *
+ * The transport is node's own `node:https` (transport.ts), not undici: loading undici alone costs ~30 MB of RSS
+ * (its fetch/websocket/cache code and the llhttp WebAssembly parser; measured on Node 24.21), node:http's parser
+ * is native and already in the binary, and the device agent must idle under 80 MB.
  */
 export class EmergencyApiClient {
   /** Subscribe to `tokens.on('health', ...)` to show "degraded" while tokens cannot be fetched. */
   readonly tokens: TokenCache;
   readonly #o: EmergencyApiClientOptions;
   readonly #log: Logger;
-  readonly #origin: string;
-  readonly #prefix: string;
-  #agent: Agent;
+  readonly #url: URL;
+  #transport: HttpTransport;
   #closed = false;
 
   constructor(options: EmergencyApiClientOptions) {
     this.#o = options;
     this.#log = options.logger.child({ part: 'api' });
-    const url = new URL(options.baseUrl);
-    this.#origin = url.origin;
-    this.#prefix = url.pathname.replace(/\/+$/, '');
-    this.#agent = this.#newAgent();
+    this.#url = new URL(options.baseUrl);
+    this.#transport = this.#newTransport();
     this.tokens = new TokenCache({
       fetchToken: () => this.fetchToken(),
       clock: options.clock,
@@ -64,7 +62,7 @@ export class EmergencyApiClient {
   /** Keeps a token warm from now on (first fetch in the background: a failure shows in `tokens.health`). */
   async start(): Promise<void> {
     if (this.#closed) {
-      this.#agent = this.#newAgent();
+      this.#transport = this.#newTransport();
       this.#closed = false;
     }
     this.tokens.start();
@@ -75,7 +73,7 @@ export class EmergencyApiClient {
     this.tokens.stop();
     if (this.#closed) return;
     this.#closed = true;
-    await this.#agent.close();
+    await this.#transport.close();
   }
 
   /** Resolves when a token can be had: "the way to the API is back". */
@@ -139,43 +137,12 @@ export class EmergencyApiClient {
     }
   }
 
-  async #post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal | undefined): Promise<HttpAnswer> {
-    const res = await this.#agent.request({
-      origin: this.#origin,
-      path: this.#prefix + path,
-      method: 'POST',
-      headers: { ...headers, accept: 'application/json', 'user-agent': `sos-agent/${VERSION}` },
-      body,
-      signal,
-    });
-    return { status: res.statusCode, headers: res.headers, text: await readLimited(res.body) };
+  #post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal | undefined): Promise<HttpAnswer> {
+    return this.#transport.post(path, { ...headers, accept: 'application/json', 'user-agent': `sos-agent/${VERSION}` }, body, signal);
   }
 
-  #newAgent(): Agent {
-    return new Agent({
-      connectTimeout: this.#o.connectTimeoutMs,
-      headersTimeout: this.#o.responseTimeoutMs,
-      bodyTimeout: this.#o.responseTimeoutMs,
-      // Shorter than the idle timeouts of cellular NATs (often 30 s or more), which drop a connection silently:
-      // a trigger written into such a dead socket would wait out the response timeout, ambiguous. The server's
-      // Keep-Alive hint still wins when shorter.
-      keepAliveTimeout: 15_000,
-      keepAliveMaxTimeout: 20_000,
-      ...(this.#o.ca === undefined ? {} : { connect: { ca: this.#o.ca } }),
-    });
+  #newTransport(): HttpTransport {
+    const { connectTimeoutMs, responseTimeoutMs, ca } = this.#o;
+    return new HttpTransport({ baseUrl: this.#url, connectTimeoutMs, responseTimeoutMs, ca });
   }
-}
-
-async function readLimited(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) {
-      body.destroy();
-      return '';
-    }
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
 }

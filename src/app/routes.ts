@@ -30,8 +30,8 @@ export function hasApiCredentials(config: AgentConfig): boolean {
 
 /**
  * Builds the direct client (when the device has credentials), the relay link (when configured), and the route.
- * The HTTP client (undici, ~30 MB of RSS with its WebAssembly parser) and MQTT.js (~18 MB) are loaded only
- * when the config uses them: a Pi has little memory to spare (measured in scripts/bench/agent.ts).
+ * The API client and MQTT.js (~18 MB of RSS) are loaded only when the config uses them: a Pi has little memory
+ * to spare (measured in scripts/bench/agent.ts).
  */
 export async function buildWays(config: AgentConfig, deps: WaysDeps): Promise<Ways> {
   const { clock, logger } = deps;

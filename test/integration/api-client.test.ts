@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { AddressInfo, Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { EmergencyApiClient, type EmergencyApiClientOptions } from '../../src/api/client.ts';
@@ -211,13 +212,15 @@ describe('EmergencyApiClient against the emulator', () => {
       expect(emu.triggers()).toHaveLength(1);
     });
 
-    it('an abort by the caller while waiting → transient, ambiguous', async () => {
+    it('an abort by the caller while waiting for the answer → transient, ambiguous', async () => {
       const c = client(emu.url);
       await c.probe();
       emu.addFault({ target: 'trigger', delayMs: 3000 });
       const ac = new AbortController();
+      const arrived = serverSees('/v1/rem/trigger');
       const p = c.trigger(FLOW, SEED_VARIABLES, { signal: ac.signal });
-      setImmediate(() => ac.abort());
+      await arrived;
+      ac.abort();
       const e = await failure(p);
       expect(e).toBeInstanceOf(ApiTransientError);
       expect(e).toMatchObject({ ambiguous: true });
@@ -385,11 +388,150 @@ describe('the way to the API', () => {
       await server.close();
     }
   });
+
+  it('an answer over 64 KiB is not the API\'s: trigger → ApiBadResponseError (ambiguous), token → TokenFetchError', async () => {
+    let bigToken = false;
+    const padding = 'x'.repeat(70 * 1024);
+    const server = await tinyServer((path, res) => {
+      if (path === '/oauth/token') json(res, 200, { access_token: 'tok-big-case', expires_in: 3600, ...(bigToken ? { padding } : {}) });
+      else json(res, 200, { code: 0, id: 'exec-big', message: padding });
+    });
+    try {
+      const e = await failure(client(server.url).trigger(FLOW, SEED_VARIABLES));
+      expect(e).toBeInstanceOf(ApiBadResponseError);
+      expect(e).toMatchObject({ status: 200, ambiguous: true, retryable: true });
+      bigToken = true;
+      expect(await failure(client(server.url).probe())).toBeInstanceOf(TokenFetchError);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('an answer that stalls mid-body → transient, ambiguous, after responseTimeoutMs of silence', async () => {
+    const server = await tinyServer((path, res) => {
+      if (path === '/oauth/token') return json(res, 200, { access_token: 'tok-stall-case', expires_in: 3600 });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"code":0,');
+    });
+    try {
+      const c = client(server.url, { responseTimeoutMs: 200 });
+      await c.probe();
+      const started = performance.now();
+      const e = await failure(c.trigger(FLOW, SEED_VARIABLES));
+      expect(e).toBeInstanceOf(ApiTransientError);
+      expect(e).toMatchObject({ ambiguous: true, retryable: true });
+      expect((e as Error).message).toContain('answer stalled');
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('an answer slower than responseTimeoutMs is given up within about that time', async () => {
+    const server = await tinyServer((path, res) => {
+      if (path === '/oauth/token') json(res, 200, { access_token: 'tok-slow-case', expires_in: 3600 });
+      // the trigger is never answered
+    });
+    try {
+      const c = client(server.url, { responseTimeoutMs: 200 });
+      await c.probe();
+      const started = performance.now();
+      const e = await failure(c.trigger(FLOW, SEED_VARIABLES));
+      const ms = performance.now() - started;
+      expect(e).toMatchObject({ ambiguous: true });
+      expect((e as Error).message).toContain('no answer in time');
+      expect(ms).toBeGreaterThanOrEqual(190);
+      expect(ms).toBeLessThan(1000);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a redirect is not followed: the token never goes to its Location', async () => {
+    const paths: string[] = [];
+    const server = await tinyServer((path, res) => {
+      paths.push(path);
+      if (path === '/oauth/token') json(res, 200, { access_token: 'tok-redirect-case', expires_in: 3600 });
+      else {
+        res.writeHead(307, { location: '/elsewhere/v1/rem/trigger' });
+        res.end();
+      }
+    });
+    try {
+      const e = await failure(client(server.url).trigger(FLOW, SEED_VARIABLES));
+      expect(e).toBeInstanceOf(ApiBadResponseError);
+      expect(e).toMatchObject({ status: 307 });
+      expect(paths).toEqual(['/oauth/token', '/v1/rem/trigger']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('one kept-alive connection carries the token and every trigger; stop() closes it', async () => {
+    const server = await tinyServer((path, res) => {
+      if (path === '/oauth/token') json(res, 200, { access_token: 'tok-keepalive-case', expires_in: 3600 });
+      else json(res, 200, { code: 0, id: 'x', message: '' });
+    });
+    try {
+      const closed = new Promise<void>((resolve) => server.server.once('connection', (socket: Socket) => socket.once('close', () => resolve())));
+      const c = client(server.url);
+      for (let i = 0; i < 5; i++) await c.trigger(FLOW, SEED_VARIABLES);
+      expect(server.connections()).toBe(1);
+      await c.stop();
+      await closed; // the server saw the connection end: no socket left open behind a stopped client
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('stop() lets a request in flight finish, then refuses new ones until start()', async () => {
+    let release: () => void = () => undefined;
+    const server = await tinyServer((path, res) => {
+      if (path === '/oauth/token') json(res, 200, { access_token: 'tok-stop-case', expires_in: 3600 });
+      else release = () => json(res, 200, { code: 0, id: 'exec-late', message: '' });
+    });
+    try {
+      const c = client(server.url);
+      await c.probe();
+      const arrived = serverSees('/v1/rem/trigger');
+      const inFlight = c.trigger(FLOW, SEED_VARIABLES);
+      await arrived;
+      let stopped = false;
+      const stopping = c.stop().then(() => (stopped = true));
+      await new Promise((r) => setImmediate(r));
+      expect(stopped).toBe(false);
+      release();
+      expect(await inFlight).toEqual({ id: 'exec-late', message: '' });
+      await stopping;
+      const e = await failure(c.fetchToken());
+      expect(e).toBeInstanceOf(TokenFetchError);
+      expect((e as Error).message).toContain('client stopped');
+      await c.start();
+      await c.probe();
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 interface Tiny {
   url: string;
+  server: Server;
+  /** TCP connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
+}
+
+/** Resolves when an HTTP server of this process starts a request for `path` (its headers are parsed). */
+function serverSees(path: string): Promise<void> {
+  return new Promise((resolve) => {
+    const onStart = (message: unknown) => {
+      if ((message as { request: IncomingMessage }).request.url !== path) return;
+      unsubscribe('http.server.request.start', onStart);
+      resolve();
+    };
+    subscribe('http.server.request.start', onStart);
+  });
 }
 
 async function tinyServer(handle: (path: string, res: import('node:http').ServerResponse) => void): Promise<Tiny> {
@@ -397,11 +539,15 @@ async function tinyServer(handle: (path: string, res: import('node:http').Server
     req.resume();
     req.on('end', () => handle(req.url ?? '/', res));
   });
+  let connections = 0;
+  server.on('connection', () => connections++);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    server,
+    connections: () => connections,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { EmergencyApiClient } from '../../src/api/client.ts';
-import { TokenFetchError } from '../../src/api/errors.ts';
+import { ApiTransientError, TokenFetchError } from '../../src/api/errors.ts';
 import { systemClock } from '../../src/shared/clock.ts';
 import { silentLogger } from '../../src/shared/logger.ts';
 import { haveTool } from '../support/tools.ts';
@@ -30,7 +30,8 @@ describe.runIf(haveTool('openssl'))('TLS to the API', () => {
     server = createServer({ key: readFileSync(join(dir, 'srv.key')), cert: readFileSync(join(dir, 'srv.pem')) }, (req, res) => {
       req.resume();
       req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json' });
+        // Connection: close, so each request below is a new TLS handshake (the gate below decides its fate).
+        res.writeHead(200, { 'content-type': 'application/json', connection: 'close' });
         res.end(JSON.stringify(req.url === '/oauth/token' ? { access_token: 'tls-token', expires_in: 3600 } : { code: 0, id: 'tls-exec', message: 'ok' }));
       });
     });
@@ -45,12 +46,12 @@ describe.runIf(haveTool('openssl'))('TLS to the API', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const make = (ca?: string) =>
+  const make = (ca?: string, baseUrl = url, connectTimeoutMs = 2000) =>
     new EmergencyApiClient({
-      baseUrl: url,
+      baseUrl,
       clientId: 'c',
       clientSecret: 's',
-      connectTimeoutMs: 2000,
+      connectTimeoutMs,
       responseTimeoutMs: 2000,
       tokenMarginMs: 1000,
       clock: systemClock,
@@ -69,6 +70,70 @@ describe.runIf(haveTool('openssl'))('TLS to the API', () => {
       expect((e as Error).message).toContain('TLS certificate not trusted');
     } finally {
       await c.stop();
+    }
+  });
+
+  /** A port whose first connection reaches the TLS server and whose later ones are accepted, then never answered. */
+  async function gate(): Promise<{ url: string; held: Promise<Socket>; close(): Promise<void> }> {
+    const sockets: Socket[] = [];
+    let heldSocket: (s: Socket) => void = () => undefined;
+    const held = new Promise<Socket>((r) => (heldSocket = r));
+    const g = createNetServer((socket) => {
+      sockets.push(socket);
+      if (sockets.length === 1) server.emit('connection', socket);
+      else heldSocket(socket);
+    });
+    g.listen(0, '127.0.0.1');
+    await once(g, 'listening');
+    return {
+      url: `https://127.0.0.1:${(g.address() as AddressInfo).port}`,
+      held,
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((r) => g.close(() => r()));
+      },
+    };
+  }
+
+  it('a TLS handshake that never completes → connect timeout; the trigger is NOT ambiguous (nothing was sent)', async () => {
+    const g = await gate();
+    const c = make(caPem, g.url, 300);
+    try {
+      await c.probe();
+      const started = performance.now();
+      const e = await c.trigger('company_dataconnect_v1', {}).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(ApiTransientError);
+      expect(e).toMatchObject({ ambiguous: false, retryable: true });
+      expect((e as Error).message).toContain('connect timed out');
+      expect(performance.now() - started).toBeLessThan(1500);
+    } finally {
+      await c.stop();
+      await g.close();
+    }
+  });
+
+  it('an abort during the TLS handshake is NOT ambiguous (nothing was sent)', async () => {
+    const g = await gate();
+    const c = make(caPem, g.url);
+    try {
+      await c.probe();
+      const ac = new AbortController();
+      const p = c.trigger('company_dataconnect_v1', {}, { signal: ac.signal });
+      await g.held;
+      ac.abort();
+      const e = await p.then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(ApiTransientError);
+      expect(e).toMatchObject({ ambiguous: false, retryable: true });
+      expect((e as Error).message).toContain('aborted');
+    } finally {
+      await c.stop();
+      await g.close();
     }
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeNetworkError, tokenOutcome, triggerOutcome, type HttpAnswer } from '../../../src/api/classify.ts';
+import { describeNetworkError, tokenNetworkError, tokenOutcome, triggerNetworkError, triggerOutcome, type HttpAnswer } from '../../../src/api/classify.ts';
+import { TransportCodes, TransportError } from '../../../src/api/transport.ts';
 import {
   ApiBadResponseError,
   ApiRejectedError,
@@ -121,24 +122,38 @@ describe('token answers', () => {
 });
 
 describe('network failures', () => {
-  const err = (code: string, name = 'Error') => Object.assign(new Error(`failed ${code}`), { code, name });
+  const err = (code: string, message = `failed ${code}`) => Object.assign(new Error(message), { code });
 
   it.each([
     ['ECONNREFUSED', false],
     ['ENOTFOUND', false],
     ['EAI_AGAIN', false],
     ['EHOSTUNREACH', false],
-    ['UND_ERR_CONNECT_TIMEOUT', false],
+    ['ENETUNREACH', false],
+    [TransportCodes.CONNECT_TIMEOUT, false],
+    [TransportCodes.STOPPED, false],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', false],
     ['DEPTH_ZERO_SELF_SIGNED_CERT', false],
+    ['CERT_HAS_EXPIRED', false],
+    ['CERT_REVOKED', false],
     ['ERR_TLS_CERT_ALTNAME_INVALID', false],
-    ['UND_ERR_HEADERS_TIMEOUT', true],
-    ['UND_ERR_BODY_TIMEOUT', true],
-    ['UND_ERR_SOCKET', true],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', false],
+    [TransportCodes.RESPONSE_TIMEOUT, true],
+    [TransportCodes.BODY_TIMEOUT, true],
     ['ECONNRESET', true],
     ['EPIPE', true],
+    ['ETIMEDOUT', true],
+    ['HPE_INVALID_CONSTANT', true],
+    ['ABORT_ERR', true],
     ['SOMETHING_NEW', true],
   ] as const)('%s → ambiguous %s', (code, ambiguous) => {
     expect(describeNetworkError(err(code)).ambiguous).toBe(ambiguous);
+  });
+
+  it("names node's two ECONNRESETs apart", () => {
+    expect(describeNetworkError(err('ECONNRESET', 'socket hang up')).reason).toBe('connection closed before the answer');
+    expect(describeNetworkError(err('ECONNRESET', 'aborted')).reason).toBe('answer cut short');
+    expect(describeNetworkError(err('ECONNRESET', 'read ECONNRESET')).reason).toBe('connection reset');
   });
 
   it('finds the code on a cause or inside an AggregateError (happy eyeballs)', () => {
@@ -149,5 +164,25 @@ describe('network failures', () => {
 
   it('an abort may have gone out: ambiguous', () => {
     expect(describeNetworkError(new DOMException('This operation was aborted', 'AbortError')).ambiguous).toBe(true);
+  });
+
+  it("the transport's record of whether the request was fully written decides, whatever the code", () => {
+    const failed = (code: string, written: boolean, message = 'x') => new TransportError(message, { code, written, cause: err(code, message) });
+    // A reset or an abort before the request had left cannot have started a flow...
+    expect(describeNetworkError(failed('ECONNRESET', false, 'socket hang up'))).toMatchObject({ ambiguous: false, reason: 'connection closed before the answer' });
+    expect(describeNetworkError(failed('ABORT_ERR', false))).toMatchObject({ ambiguous: false, reason: 'aborted' });
+    // ...a timeout of a connection that was up, after it had, may have.
+    expect(describeNetworkError(failed('ETIMEDOUT', true))).toMatchObject({ ambiguous: true, reason: 'connection timed out' });
+    expect(describeNetworkError(failed('ABORT_ERR', true))).toMatchObject({ ambiguous: true });
+    expect(describeNetworkError(new TransportError('x', { code: undefined, written: false })).ambiguous).toBe(false);
+  });
+
+  it('the transport error reaches the typed error as its cause, and its reason as the message', () => {
+    const e = triggerNetworkError(new TransportError('connect timed out after 3000 ms', { code: TransportCodes.CONNECT_TIMEOUT, written: false }));
+    expect(e).toBeInstanceOf(ApiTransientError);
+    expect(e).toMatchObject({ ambiguous: false, retryable: true, message: `trigger failed: connect timed out (${TransportCodes.CONNECT_TIMEOUT})` });
+    const t = tokenNetworkError(new TransportError('no answer within 5000 ms', { code: TransportCodes.RESPONSE_TIMEOUT, written: true }));
+    expect(t).toBeInstanceOf(TokenFetchError);
+    expect(t.message).toBe(`token fetch failed: no answer in time (${TransportCodes.RESPONSE_TIMEOUT})`);
   });
 });
