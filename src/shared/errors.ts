@@ -19,6 +19,10 @@ export const ErrorCodes = {
   BAD_INPUT: 'ERR_SOS_BAD_INPUT',
   RELAY_REJECTED: 'ERR_SOS_RELAY_REJECTED',
   RELAY_TIMEOUT: 'ERR_SOS_RELAY_TIMEOUT',
+  /** The bridge took the alert but could not get it triggered (API down, bridge stopping): retryable. */
+  RELAY_FAILED: 'ERR_SOS_RELAY_FAILED',
+  /** The device is not connected to the broker right now: retryable, and a fallback route may take over. */
+  RELAY_UNAVAILABLE: 'ERR_SOS_RELAY_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
 
