@@ -10,20 +10,38 @@ import { makeAlert } from './outbox-alerts.ts';
 import { triggersPerAlert } from './outbox-direct.ts';
 
 /**
- * What the crash test kills and restarts. The default is test/support/outbox-child.ts; `sos-agent run` can be
- * driven the same way by a subject whose `press` writes what makes it raise an alert and whose `confirmed`
- * reads the alertId it reports as queued.
+ * What the crash test kills and restarts. The default is test/support/outbox-child.ts, fed alerts on stdin;
+ * test/support/agent-crash-subject.ts drives `sos-agent run` through a real button source instead.
  */
 export interface CrashSubject {
   command(apiUrl: string, dbPath: string): { file: string; args: string[]; env?: NodeJS.ProcessEnv };
-  /** The stdin line that raises this alert. */
-  press(alert: AlertSnapshot): string;
+  /**
+   * What raises this alert in a running life: the stdin line that does it, or a gesture the subject performs
+   * itself (on a real button), resolving once the gesture is over or the life has ended.
+   */
+  press(alert: AlertSnapshot, life: CrashLife): string | Promise<void>;
   /** The alertId a stdout line confirms as committed ("queued" shown to the person), if any. */
   confirmed(line: string): string | undefined;
   /** The stdout line that says the process has started (its outbox recovered and delivering). */
   ready(line: string): boolean;
   /** The subject takes the alertId it is given, so an unconfirmed press can be fed again to the next run. */
   refeedUnconfirmed: boolean;
+  /**
+   * SIGKILL the whole process group (the process and the helpers it spawned, as a power cut
+   * would) rather than the process alone.
+   */
+  killGroup?: boolean;
+}
+
+/** One life of the subject's process, as a subject's `press` sees it. */
+export interface CrashLife {
+  child: ChildProcess;
+  /** Resolves once the process has exited. */
+  exited: Promise<void>;
+  /** Resolves once the subject said it is ready; never if it dies first (race it with `exited`). */
+  ready: Promise<void>;
+  /** Every stdout line from now on, until the returned function is called. */
+  onLine(listener: (line: string) => void): () => void;
 }
 
 export const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
@@ -48,6 +66,8 @@ export interface CrashRunOptions {
   random?: () => number;
   /** How long the last life may take to deliver everything. */
   deadlineMs?: number;
+  /** The longest a life runs once ready, ms (default 750); a life killed while starting runs up to 500. */
+  lifeMs?: number;
 }
 
 export interface CrashRunReport {
@@ -59,8 +79,9 @@ export interface CrashRunReport {
   duplicates: number;
   /** Resends the outbox recorded as ambiguous (crash mid-send, no answer): every duplicate must be one of them. */
   ambiguousRecorded: number;
+  /** Confirmed alerts not delivered, and records on file not delivered. */
   notDelivered: string[];
-  /** The child's stderr of every life, for a failing test to show. */
+  /** The child's stdout and stderr of every life, for a failing test to show. */
   logs: string;
 }
 
@@ -73,20 +94,43 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-interface Life {
-  child: ChildProcess;
-  exited: Promise<void>;
-}
-
-function spawnLife(o: CrashRunOptions, apiUrl: string, onLine: (line: string) => void, onLog: (s: string) => void): Life {
+function spawnLife(o: CrashRunOptions, apiUrl: string, onLine: (line: string) => void, onLog: (s: string) => void): CrashLife {
   const { file, args, env } = o.subject.command(apiUrl, o.dbPath);
-  const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  createInterface({ input: child.stdout! }).on('line', onLine);
+  const child = spawn(file, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], detached: o.subject.killGroup === true });
+  const listeners = new Set<(line: string) => void>();
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    if (o.subject.ready(line)) ready();
+    onLine(line);
+    for (const l of listeners) l(line);
+  });
   child.stderr!.on('data', (d: Buffer) => onLog(d.toString()));
   // A killed child may leave a write to its stdin failing; that is the point of the test, not an error.
   child.stdin!.on('error', () => {});
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { child, exited };
+  // 'close', not 'exit': every line the process wrote before it died has been read by then.
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return {
+    child,
+    exited,
+    ready: isReady,
+    onLine(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+  };
+}
+
+function kill(o: CrashRunOptions, life: CrashLife): void {
+  if (o.subject.killGroup && life.child.pid !== undefined) {
+    try {
+      process.kill(-life.child.pid, 'SIGKILL');
+      return;
+    } catch {
+      // The group is gone already; the process alone may still need it.
+    }
+  }
+  life.child.kill('SIGKILL');
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -111,6 +155,7 @@ export async function runCrashTest(o: CrashRunOptions): Promise<CrashRunReport> 
   };
 
   const onLine = (line: string): void => {
+    logs += `${line}\n`;
     const id = o.subject.confirmed(line);
     if (id) confirmed.add(id);
   };
@@ -137,34 +182,36 @@ export async function runCrashTest(o: CrashRunOptions): Promise<CrashRunReport> 
 
   let t = Date.now();
   for (let k = 0; k < o.kills; k++) {
-    let ready!: () => void;
-    const isReady = new Promise<void>((r) => (ready = r));
-    const life = spawnLife(
-      o,
-      apiUrl,
-      (line) => {
-        if (o.subject.ready(line)) ready();
-        onLine(line);
-      },
-      (s) => (logs += s),
-    );
-    const press = (a: AlertSnapshot): void => void life.child.stdin!.write(`${o.subject.press(a)}\n`);
-    if (o.subject.refeedUnconfirmed) for (const a of alerts) if (!confirmed.has(a.alertId)) press(a);
+    const life = spawnLife(o, apiUrl, onLine, (s) => (logs += s));
+    let over = false;
+    void life.exited.then(() => (over = true));
+    const press = (a: AlertSnapshot): Promise<void> | undefined => {
+      const how = o.subject.press(a, life);
+      if (typeof how !== 'string') return how;
+      life.child.stdin!.write(`${how}\n`);
+      return undefined;
+    };
+    if (o.subject.refeedUnconfirmed) for (const a of alerts) if (!confirmed.has(a.alertId)) void press(a);
     // A third of the kills land while the process starts and recovers; the rest while it delivers.
     const early = random() < 0.33;
-    if (!early) await Promise.race([isReady, life.exited, sleep(10_000)]);
-    const lifeMs = early ? random() * 500 : 50 + random() * 700;
+    if (!early) await Promise.race([life.ready, life.exited, sleep(10_000)]);
+    const lifeMs = early ? random() * 500 : 50 + random() * (o.lifeMs ?? 700);
     const pressAt = Array.from({ length: o.alertsPerLife }, () => random() * lifeMs).sort((a, b) => a - b);
     const start = Date.now();
-    for (const at of pressAt) {
-      await sleep(Math.max(0, at - (Date.now() - start)));
-      const a = makeAlert((t += 1));
-      alerts.push(a);
-      press(a);
-    }
+    // Presses run beside the kill's timer: a gesture in progress is cut by the kill like any other moment.
+    const pressing = (async () => {
+      for (const at of pressAt) {
+        await sleep(Math.max(0, at - (Date.now() - start)));
+        if (over) return;
+        const a = makeAlert((t += 1));
+        alerts.push(a);
+        await press(a);
+      }
+    })();
     await sleep(Math.max(0, lifeMs - (Date.now() - start)));
-    life.child.kill('SIGKILL');
+    kill(o, life);
     await life.exited;
+    await pressing;
     logs += `--- SIGKILL ${k + 1} (${early ? 'starting' : 'running'}) ---\n`;
   }
 
@@ -174,7 +221,12 @@ export async function runCrashTest(o: CrashRunOptions): Promise<CrashRunReport> 
   await setUp(true);
 
   const last = spawnLife(o, apiUrl, onLine, (s) => (logs += s));
-  if (o.subject.refeedUnconfirmed) for (const a of alerts) if (!confirmed.has(a.alertId)) last.child.stdin!.write(`${o.subject.press(a)}\n`);
+  if (o.subject.refeedUnconfirmed) {
+    for (const a of alerts) {
+      const how = confirmed.has(a.alertId) ? undefined : o.subject.press(a, last);
+      if (typeof how === 'string') last.child.stdin!.write(`${how}\n`);
+    }
+  }
   const wanted = o.subject.refeedUnconfirmed ? alerts.map((a) => a.alertId) : [...confirmed];
   const deadline = Date.now() + (o.deadlineMs ?? 20_000);
   let notDelivered = wanted;
@@ -182,11 +234,15 @@ export async function runCrashTest(o: CrashRunOptions): Promise<CrashRunReport> 
     const counts = triggersPerAlert(o.emulator);
     const states = readStates(o.dbPath);
     notDelivered = wanted.filter((id) => !confirmed.has(id) || !counts.has(id) || states.get(id) !== 'delivered');
+    // A record committed by a life killed before it said "queued" was never promised, but is on file: it goes too.
+    for (const [id, state] of states) if (state !== 'delivered' && !notDelivered.includes(id)) notDelivered.push(id);
     if (notDelivered.length === 0) break;
     await sleep(100);
   }
   last.child.kill('SIGTERM');
+  const force = setTimeout(() => kill(o, last), 10_000);
   await last.exited;
+  clearTimeout(force);
 
   const counts = triggersPerAlert(o.emulator);
   const store = new SqliteOutboxStore({ path: o.dbPath, readOnly: true });
