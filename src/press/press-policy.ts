@@ -184,7 +184,7 @@ export class PressPolicy {
     if (!this.#running || kind === this.#stable) return;
     this.#stable = kind;
     if (kind === 'down') this.#down(at);
-    else this.#up();
+    else this.#up(at);
   }
 
   #down(at: number): void {
@@ -215,9 +215,19 @@ export class PressPolicy {
     this.#emit({ type: 'holding', since: at, presses: multi ? this.#presses.length : 1, during_incident: this.#phase === 'active' });
   }
 
-  #up(): void {
+  #up(at: number): void {
+    const heldLongEnough = this.#holdTimer !== undefined && !this.#consumed && at - this.#pressStart >= this.#cfg.hold_ms;
     this.#clock.clearTimeout(this.#holdTimer);
     this.#holdTimer = undefined;
+    if (heldLongEnough) {
+      // The press lasted hold_ms but its timer had not run yet (down and up read in one batch after a stall):
+      // it is judged as it happened, so it confirms, already released.
+      this.#presses = [];
+      this.#clock.clearTimeout(this.#windowTimer);
+      this.#windowTimer = undefined;
+      this.#confirm('hold', [this.#pressStart], at - this.#pressStart);
+      return;
+    }
     if (this.#consumed) {
       this.#consumed = false;
       const pending = this.#pending;

@@ -46,6 +46,19 @@ describe('hold gesture', () => {
     expect(t.policy.phase()).toBe('active');
   });
 
+  it('a hold read late (down and up in one batch after a stall) is judged as it happened: it confirms', () => {
+    for (const debounce_ms of [0, 30]) {
+      const t = setup({ hold_ms: 2000, cancel_window_s: 0, debounce_ms });
+      const start = t.clock.monotonic();
+      t.clock.advance(2600); // the event loop was stuck; no timer has run
+      t.policy.button({ kind: 'down', at: start, source: 'evdev' });
+      t.policy.button({ kind: 'up', at: start + 2500, source: 'evdev' });
+      t.clock.advance(100);
+      expect(t.dispatches(), `debounce ${debounce_ms}`).toHaveLength(1);
+      expect(t.types()).not.toContain('idle');
+    }
+  });
+
   it('a press shorter than hold_ms sends nothing and says so', () => {
     const t = setup();
     t.press(1500, 60_000);
