@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { agentConfigSchema } from '../config/agent-schema.ts';
+import { BRIDGE_ENV_SECRETS, bridgeConfigSchema } from '../config/bridge-schema.ts';
 import { AGENT_ENV_SECRETS, applyEnvSecrets, parseConfig, readConfigFile } from '../config/load.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { ExitCode, writeLine, type Command } from './io.ts';
@@ -11,7 +12,6 @@ const HELP = `usage:
 
 async function schemaFor(kind: 'agent' | 'bridge'): Promise<z.ZodType> {
   if (kind === 'agent') return agentConfigSchema;
-  const { bridgeConfigSchema } = await import('../config/bridge-schema.ts');
   return bridgeConfigSchema;
 }
 
@@ -51,7 +51,7 @@ export const command: Command = async (argv, io) => {
       const raw = await readConfigFile(file);
       const bridge = values.bridge === true || looksLikeBridge(raw);
       const schema = await schemaFor(bridge ? 'bridge' : 'agent');
-      parseConfig(schema, applyEnvSecrets(raw, io.env, bridge ? {} : AGENT_ENV_SECRETS), file);
+      parseConfig(schema, applyEnvSecrets(raw, io.env, bridge ? BRIDGE_ENV_SECRETS : AGENT_ENV_SECRETS), file);
       writeLine(io.stdout, `${file}: valid ${bridge ? 'bridge' : 'agent'} configuration`);
       return ExitCode.OK;
     } catch (e) {

@@ -1,11 +1,13 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent } from '../app/agent.ts';
 import { pressSteps, ScriptedButtonSource } from '../button/scripted.ts';
+import { Bridge } from '../bridge/bridge.ts';
 import { agentConfigSchema, type AgentConfigInput } from '../config/agent-schema.ts';
+import { bridgeConfigSchema } from '../config/bridge-schema.ts';
 import { parseConfig } from '../config/load.ts';
 import { Emulator } from '../emulator/server.ts';
 import { systemClock } from '../shared/clock.ts';
@@ -13,13 +15,17 @@ import { createLogger } from '../shared/logger.ts';
 import { PrettyLogStream } from '../shared/pretty-log.ts';
 import { ExitCode, writeLine, type Command } from './io.ts';
 
-const HELP = `usage: sos-agent demo [--auto] [--keep]
+const HELP = `usage: sos-agent demo [--direct] [--auto] [--keep]
 
-A complete local demo, no setup and no network: starts the API emulator on a free loopback port and the
-agent against it, with the keyboard as the SOS button and a replayed GPS track. Every trigger the emulator
-receives is printed. Nothing leaves this machine.
-  --auto   press the button by script (one hold), wait for the API's answer, and exit (for CI and screencasts)
-  --keep   keep the temporary outbox folder`;
+A complete local demo, no setup and no network. It starts, all on loopback:
+  the API emulator            (stands in for the Emergency WorkFlow API),
+  the bridge with an embedded MQTT broker (the cloud half that holds the API credentials),
+  the agent                   (keyboard as the SOS button, a replayed GPS track),
+and the agent sends each alert over MQTT to the bridge (route relay_then_direct: straight to the API if the
+bridge does not answer). Every trigger the emulator receives is printed. Nothing leaves this machine.
+  --direct  the agent calls the API itself (route direct), no broker or bridge
+  --auto    press the button by script (one hold), wait for the API's answer, and exit (for CI and screencasts)
+  --keep    keep the temporary folder (outbox, dedupe store)`;
 
 const DEMO_CLIENT_ID = 'demo-client';
 const DEMO_CLIENT_SECRET = 'demo-secret';
@@ -31,7 +37,15 @@ function demoTrack(): string | null {
 }
 
 export const command: Command = async (argv, io) => {
-  const { values } = parseArgs({ args: argv, options: { auto: { type: 'boolean', default: false }, keep: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      direct: { type: 'boolean', default: false },
+      auto: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) {
     writeLine(io.stdout, HELP);
     return ExitCode.OK;
@@ -40,6 +54,24 @@ export const command: Command = async (argv, io) => {
   const dir = mkdtempSync(join(tmpdir(), 'sos-agent-demo-'));
   const emulator = new Emulator({ host: '127.0.0.1', port: 0, clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET });
   await emulator.start();
+  const logger = createLogger({ level: 'warn', destination: new PrettyLogStream(io.stderr) });
+  let bridge: Bridge | null = null;
+  if (!values.direct) {
+    const devices = join(dir, 'devices.yaml');
+    writeFileSync(devices, 'demo-truck: {}\n');
+    const bridgeConfig = parseConfig(bridgeConfigSchema, {
+      broker: { url: null, host: '127.0.0.1', port: 0, share_group: null },
+      api: { base_url: emulator.url, client_id: DEMO_CLIENT_ID, client_secret: DEMO_CLIENT_SECRET },
+      callflow: { name: 'company_dataconnect_v1', test_name: 'company_test_v1' },
+      devices: { file: devices },
+      dedupe: { path: join(dir, 'bridge.db') },
+      http: { port: null },
+      log: { level: 'warn' },
+    });
+    bridge = new Bridge({ config: bridgeConfig, logger: logger.child({ part: 'bridge' }) });
+    await bridge.start();
+    await bridge.whenUp();
+  }
   const track = demoTrack();
   const raw: AgentConfigInput = {
     device: { id: 'demo-truck' },
@@ -53,10 +85,10 @@ export const command: Command = async (argv, io) => {
     button: { source: 'terminal' },
     press: { hold_ms: 2000, cancel_window_s: values.auto ? 0 : 5 },
     outbox: { path: join(dir, 'outbox.db') },
+    ...(bridge ? { route: 'relay_then_direct' as const, relay: { broker_url: bridge.brokerUrl, ack_timeout_s: 5 } } : {}),
     log: { level: 'warn' },
   };
   const config = parseConfig(agentConfigSchema, raw);
-  const logger = createLogger({ level: config.log.level, destination: new PrettyLogStream(io.stderr) });
   const button = values.auto ? new ScriptedButtonSource({ clock: systemClock, steps: pressSteps(config.press.hold_ms + 200, 500), source: 'demo-script' }) : undefined;
   const agent = new Agent({ config, logger, terminal: io.stderr, env: io.env, ...(button ? { button } : {}) });
 
@@ -77,6 +109,12 @@ export const command: Command = async (argv, io) => {
   });
 
   writeLine(out, `sos-agent demo: API emulator at ${emulator.url} (loopback only), outbox in ${dir}`);
+  writeLine(
+    out,
+    bridge
+      ? `route: relay over MQTT (embedded broker at ${bridge.brokerUrl}) → bridge → API; direct to the API if the bridge does not answer`
+      : 'route: direct (the agent holds the API credentials)',
+  );
   writeLine(out, `GPS: ${track ? `replaying ${track}` : 'static location'}; callflow ${config.callflow.name}`);
   try {
     await agent.start();
@@ -90,6 +128,7 @@ export const command: Command = async (argv, io) => {
     return ExitCode.OK;
   } finally {
     await agent.stop();
+    await bridge?.stop();
     await emulator.stop();
     if (!values.keep) rmSync(dir, { recursive: true, force: true });
   }
