@@ -40,13 +40,17 @@ export interface AgentOptions {
 /** The incident the person started; later gestures are recorded against it (invariant 3). */
 interface Incident {
   alertId: string;
-  initiation: Initiation;
+  test: boolean;
   repeats: Initiation[];
+  /** Carried over from before a restart (from the outbox), not made by this process's press policy. */
+  restored: boolean;
 }
 
 /** How long "cancelled" and "failed" stay shown before the idle pattern returns. */
 const SHOW_RESULT_MS = 5000;
 const SHOW_FAILED_MS = 60_000;
+/** How long start() waits for the broker before the first health verdict. */
+const LINK_GRACE_MS = 2000;
 /** How often the supervisor polls every check; parts' own events show at once. */
 const SUPERVISE_EVERY_MS = 10_000;
 
@@ -134,8 +138,15 @@ export class Agent {
     });
     this.#offs.push(this.outbox.onChange((e) => this.#onOutbox(e)));
     await this.outbox.start();
+    this.#restoreIncident();
     this.#watchWays();
     await this.ways.start();
+    const link = this.ways.link;
+    if (link && !link.connected) {
+      // Give the broker a moment before the first health verdict, so a normal start does not flash "degraded".
+      const grace = new Promise<void>((resolve) => this.clock.setTimeout(resolve, LINK_GRACE_MS));
+      await Promise.race([link.whenUp(), grace]);
+    }
     this.#offs.push(this.gps.onFix((fix) => this.tracker.update(fix)));
     await this.gps.start();
     this.#offs.push(this.policy.onEffect((effect) => this.#onPress(effect)));
@@ -254,6 +265,17 @@ export class Agent {
         this.#showResult('cancelled', undefined, SHOW_RESULT_MS);
         return;
       case 'dispatch': {
+        const restored = this.#incident;
+        if (restored && !restored.test) {
+          // Only an incident restored after a restart can be open here (a live one makes the policy say
+          // `repeat`): the alert of before the restart is still on its way, so this press is not a second call.
+          restored.repeats.push(effect.initiation);
+          this.#log.warn(
+            { alertId: restored.alertId, gesture: effect.initiation.gesture, repeats: restored.repeats.length },
+            'press during an active incident (from before a restart): recorded against it, no second call started',
+          );
+          return;
+        }
         const p = this.#dispatch(effect.initiation).catch((e: unknown) => {
           this.#log.error({ err: errorMessage(e) }, 'could not create the alert');
           this.#show('failed', errorMessage(e));
@@ -291,7 +313,9 @@ export class Agent {
       vehicle: this.config.vehicle,
       callflow: this.config.callflow,
     });
-    this.#incident = { alertId: alert.alertId, initiation, repeats: [] };
+    this.#incident = { alertId: alert.alertId, test: alert.test, repeats: [], restored: false };
+    // A test flow never holds presses back: a real press right after a test must start a real call.
+    if (alert.test) this.policy.incidentEnded();
     this.#alerts.set(alert.alertId, alert);
     this.#log.info(
       { alertId: alert.alertId, test: alert.test, gesture: initiation.gesture, uncertainty_m: location.uncertainty_m, fixAgeMs: location.age_ms, stale: location.stale },
@@ -320,6 +344,35 @@ export class Agent {
     } else if (e.state === 'retrying') {
       this.#show('queued', `attempt ${e.attempts ?? '?'} failed (${e.error?.code ?? 'error'}); retrying`);
     }
+  }
+
+  /**
+   * After a restart, the newest real alert of the last `incident_active_s` (still being sent, or delivered
+   * within it) is the active incident again: a press now is recorded against it, as it would have been
+   * before the restart, instead of starting a second 9-1-1 flow.
+   */
+  #restoreIncident(): void {
+    const windowMs = this.config.press.incident_active_s * 1000;
+    if (windowMs <= 0) return;
+    const now = this.clock.now();
+    let records: ReturnType<OutboxStore['list']>;
+    try {
+      records = this.#store.list({ states: ['queued', 'sending', 'delivered'] });
+    } catch {
+      return; // the outbox reports its own store failure
+    }
+    const open = records.filter((r) => !r.alert.test && (r.state === 'delivered' ? (r.deliveredAt ?? 0) >= now - windowMs : r.createdAt >= now - windowMs));
+    const newest = open[open.length - 1];
+    if (!newest) return;
+    this.#incident = { alertId: newest.alertId, test: false, repeats: [], restored: true };
+    if (newest.state === 'delivered') {
+      this.#incidentTimer = this.clock.setTimeout(() => this.#endIncident(), (newest.deliveredAt ?? now) + windowMs - now);
+      this.#shown = 'confirmed';
+    } else {
+      this.#shown = 'queued';
+    }
+    this.feedback.show(this.#shown, 'an alert from before the restart');
+    this.#log.warn({ alertId: newest.alertId, state: newest.state }, 'an alert from before the restart is still the active incident: presses are recorded against it');
   }
 
   #endIncident(): void {

@@ -29,7 +29,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     emulator.clearTriggers();
   });
 
-  function setup(press: object) {
+  function setup(press: object, outbox: { max_backoff_s?: number } = {}, testAlerts = true) {
     const dir = mkdtempSync(join(tmpdir(), 'sos-run-'));
     const fifo = join(dir, 'button-event');
     execFileSync('mkfifo', [fifo]);
@@ -42,6 +42,9 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
       press: { hold_ms: 300, ...press },
       feedback: { leds_root: leds, led: 'sos', terminal: true },
       log: { level: 'info' },
+      outbox: { path: join(dir, 'outbox.db'), ...outbox },
+      // Without a test callflow a hold is sent at hold_ms even while still held (no test-hold to wait for).
+      ...(testAlerts ? {} : { callflow: { name: 'company_dataconnect_v1', test_name: null } }),
     });
     return { fifo, leds, cfg, file: writeAgentConfig(cfg) };
   }
@@ -118,5 +121,38 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     expect(records).toHaveLength(1);
     expect(records[0]!.state === 'delivered' ? 1 : 0).toBe(emulator.triggers().length);
     expect(['delivered', 'queued']).toContain(records[0]!.state);
+  });
+
+  it('after a crash, a press while the earlier alert is still being sent is recorded against it, not a second call', async () => {
+    emulator.addFault({ target: 'trigger', times: 1000, status: 503 });
+    const { fifo, cfg, file } = setup({ cancel_window_s: 0 }, { max_backoff_s: 1 }, false);
+    child = spawnCli(['run', '--config', file]);
+    await waitForOutput(child, /armed: a press will be sent/);
+    let fd = openSync(fifo, 'w');
+    key(fd, 1);
+    await waitForOutput(child, /"msg":"alert queued"/);
+    key(fd, 0);
+    closeSync(fd);
+    await waitForOutput(child, /will retry/);
+    child.kill('SIGKILL');
+    await finished(child);
+
+    child = spawnCli(['run', '--config', file]);
+    const exit = finished(child);
+    await waitForOutput(child, /armed: a press will be sent/);
+    fd = openSync(fifo, 'w');
+    key(fd, 1);
+    await waitForOutput(child, /recorded against it, no second call started/);
+    key(fd, 0);
+    closeSync(fd);
+    emulator.clearFaults();
+    await waitForOutput(child, /ALERT RECEIVED/);
+    child.kill('SIGTERM');
+    expect((await exit).code).toBe(0);
+    expect(emulator.triggers()).toHaveLength(1);
+    const store = new SqliteOutboxStore({ path: cfg.outbox.path, readOnly: true });
+    store.open();
+    expect(store.list().map((r) => r.state)).toEqual(['delivered']);
+    store.close();
   });
 });
