@@ -151,7 +151,9 @@ export class MqttSession {
   #onClose(): void {
     if (this.#up) {
       this.#up = false;
-      this.#log.warn({ broker: safeBrokerUrl(this.#opts.endpoint.url) }, 'mqtt connection lost');
+      // Our own stop() closing the connection is not news; anything else is.
+      if (this.#stopping) this.#log.info({ broker: safeBrokerUrl(this.#opts.endpoint.url) }, 'mqtt connection closed');
+      else this.#log.warn({ broker: safeBrokerUrl(this.#opts.endpoint.url) }, 'mqtt connection lost');
       emit(this.#downListeners, undefined, this.#log);
     }
     if (this.#stopping || this.#timer !== undefined) return;
