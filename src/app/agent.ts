@@ -206,6 +206,8 @@ export class Agent {
       outboxDepth: this.#outbox?.stats().depth ?? null,
       lastContactAt: this.#ways?.link?.lastContactAt ?? null,
       version: VERSION,
+      status: this.#supervisor?.state() ?? 'healthy',
+      failing: (this.#supervisor?.failing() ?? []).map((f) => f.name),
     };
   }
 
@@ -243,6 +245,7 @@ export class Agent {
     if (h.state === 'degraded') this.#log.warn({ failing: h.failing }, 'degraded: a press might not get through');
     else this.#log.info('healthy: a press will get through');
     this.#showIdle();
+    this.#ways?.link?.refreshPresence();
   }
 
   #onPress(effect: PressEffect): void {

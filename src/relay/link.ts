@@ -109,6 +109,12 @@ export class RelayLink {
     return () => this.#statusListeners.delete(listener);
   }
 
+  /** Publishes presence now (when connected), e.g. the moment the device turns degraded or healthy. */
+  refreshPresence(): void {
+    if (!this.connected) return;
+    this.#publishPresence().catch((e: unknown) => this.#log.debug({ err: errorMessage(e) }, 'presence publish failed'));
+  }
+
   whenUp(): Promise<void> {
     return this.#session.whenUp();
   }

@@ -154,6 +154,9 @@ export const healthSummarySchema = z.object({
   /** Last time the device heard from the bridge or the API (UTC ms). */
   lastContactAt: epochMs.nullable(),
   version: z.string().max(32),
+  /** Whether a press would get through right now (the device's supervisor), and the checks failing if not. */
+  status: z.enum(['healthy', 'degraded']).optional(),
+  failing: z.array(z.string().max(64)).max(16).optional(),
 });
 export type HealthSummary = z.output<typeof healthSummarySchema>;
 
