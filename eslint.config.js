@@ -14,4 +14,23 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: "CallExpression[callee.object.name=/^(it|test|describe)$/][callee.property.name='only']", message: 'focused tests hide the rest of the suite' }],
     },
   },
+  {
+    // Invariant 1 as a lint rule too: only the press policy may mint a human initiation.
+    files: ['**/*.ts'],
+    ignores: ['src/press/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/press/initiation.ts'],
+              importNames: ['issueInitiation'],
+              message: 'only src/press/ makes an Initiation (invariant 1: only a human starts a call)',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );
