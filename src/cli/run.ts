@@ -32,11 +32,9 @@ export const command: Command = async (argv, io) => {
           notifier,
           intervalMs: interval,
           logger: logger.child({ part: 'watchdog' }),
-          // Alive = the event loop turns (this runs) and the outbox answers.
-          isAlive: () => {
-            agent.outbox.stats();
-            return true;
-          },
+          // Alive = the event loop turns (this runs at all) and the outbox's scheduler is turning. A degraded
+          // store is not a reason to be restarted: the agent keeps taking presses and shows "degraded".
+          isAlive: () => agent.outbox.alive(),
         });
   try {
     await agent.start();

@@ -139,6 +139,8 @@ export class Outbox {
   #waiting = false;
   #delivered = 0;
   #rejected = 0;
+  /** Monotonic time of the last scheduler turn: the watchdog's proof that delivery is not stuck. */
+  #lastScanAt = 0;
   #ambiguous = 0;
 
   constructor(options: OutboxOptions) {
@@ -253,6 +255,14 @@ export class Outbox {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * The scheduler is turning: it scanned within a few poll intervals. A store that fails still counts as alive
+   * (the outbox carries on from memory and reports degraded); a stuck scheduler does not.
+   */
+  alive(): boolean {
+    return this.#running && this.#clock.monotonic() - this.#lastScanAt <= 5 * this.#pollIntervalMs;
+  }
+
   stats(): OutboxStats {
     const now = this.#clock.now();
     let depth = 0;
@@ -307,6 +317,7 @@ export class Outbox {
    */
   #scan(settled: readonly Plan[] = []): void {
     if (!this.#running && settled.length === 0) return;
+    this.#lastScanAt = this.#clock.monotonic();
     this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     const now = this.#clock.now();

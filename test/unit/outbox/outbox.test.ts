@@ -53,6 +53,17 @@ describe('Outbox', () => {
     return { outbox, events };
   }
 
+  it('alive() (the watchdog\'s question) holds while the scheduler turns, even degraded, and not once stopped', async () => {
+    const { outbox } = make({ pollIntervalMs: 2000 });
+    expect(outbox.alive()).toBe(false);
+    await outbox.start();
+    expect(outbox.alive()).toBe(true);
+    await clock.advanceAsync(60_000);
+    expect(outbox.alive()).toBe(true);
+    await outbox.stop();
+    expect(outbox.alive()).toBe(false);
+  });
+
   it('commits the alert to disk before enqueue resolves, then delivers it once and records the API id', async () => {
     route.answer = (_a, _n, signal) => hang(signal);
     const { outbox, events } = make();
