@@ -197,6 +197,11 @@ export class Emulator {
     return this.#url;
   }
 
+  /** Access tokens issued and still known, for tests that check no token leaks. */
+  issuedTokens(): string[] {
+    return this.#tokens.live();
+  }
+
   /** Called for every accepted trigger as it is accepted (the demo prints them; tests await them). */
   onTrigger(listener: (t: AcceptedTrigger) => void): () => void {
     this.#triggerListeners.add(listener);

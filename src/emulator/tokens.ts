@@ -37,6 +37,11 @@ export class TokenStore {
     return this.#clock.now() >= expiresAt ? 'expired' : 'valid';
   }
 
+  /** Tokens still known (tests search logs and payloads for them: none may leak). */
+  live(): string[] {
+    return [...this.#expiresAt.keys()];
+  }
+
   /** Every issued token stops working at once, as after a key rotation on the gateway. */
   expireAll(): void {
     this.#expiresAt.clear();
