@@ -155,4 +155,12 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     expect(store.list().map((r) => r.state)).toEqual(['delivered']);
     store.close();
   });
+
+  it('a bad config at start: exit 2, every wrong field named with its path, nothing started', async () => {
+    const file = writeAgentConfig({ ...agentConfig(emulator.url), caller: { full_name: '', phone_number: '12' }, gps: { source: 'gpsd', port: 0 }, buton: {} });
+    const r = await finished(spawnCli(['run', '--config', file]));
+    expect(r.code).toBe(2);
+    for (const path of ['caller.full_name:', 'caller.phone_number:', 'gps.port:', 'buton: unknown key']) expect(r.stderr).toContain(path);
+    expect(r.stdout).toBe('');
+  });
 });
