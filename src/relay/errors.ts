@@ -6,13 +6,25 @@ import { ErrorCodes, SosError } from '../shared/errors.ts';
  * fallback route that the bridge holds the alert, so going direct as well may start a second flow.
  */
 
-/** The bridge refused the alert for good (bad payload, unknown device, the API refused it). */
+/**
+ * Rejections that say the bridge is not set up for this device yet (its registry), not that the alert is bad:
+ * the registry is read when a bridge starts and may differ between bridges during a deploy. The alert stays
+ * queued and is retried slowly (invariant 2), and a fallback route may go direct meanwhile.
+ */
+const BRIDGE_SETUP_REASONS = new Set(['unknown_device', 'no_caller']);
+const BRIDGE_SETUP_RETRY_MS = 60_000;
+
+/** The bridge refused the alert: for good (bad payload, the API refused it), or until its setup is fixed. */
 export class RelayRejectedError extends SosError {
   readonly reason: string;
+  /** Set for a rejection about the bridge's setup, which is retried (see BRIDGE_SETUP_REASONS). */
+  readonly retryAfterMs: number | undefined;
   constructor(reason: string, message: string) {
-    super(ErrorCodes.RELAY_REJECTED, `bridge rejected the alert (${reason})${message ? `: ${message}` : ''}`, { retryable: false });
+    const setup = BRIDGE_SETUP_REASONS.has(reason);
+    super(ErrorCodes.RELAY_REJECTED, `bridge rejected the alert (${reason})${message ? `: ${message}` : ''}`, { retryable: setup });
     this.name = 'RelayRejectedError';
     this.reason = reason;
+    this.retryAfterMs = setup ? BRIDGE_SETUP_RETRY_MS : undefined;
   }
 }
 

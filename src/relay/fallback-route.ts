@@ -47,13 +47,15 @@ export class FallbackRoute implements AlertRoute {
       first = e;
     }
     if (!secondary || isVerdictOnAlert(first) || signal?.aborted) throw first;
-    const accepted = (first as { bridgeAccepted?: boolean }).bridgeAccepted === true;
-    log.warn(
-      { from: primary.name, to: secondary.name, code: isSosError(first) ? first.code : undefined, err: errorMessage(first), bridgeAccepted: accepted },
-      accepted
-        ? `falling back to ${secondary.name}; the bridge had accepted the alert, so a second flow may start`
-        : `falling back to ${secondary.name}`,
-    );
+    if ((first as { bridgeAccepted?: boolean }).bridgeAccepted === true) {
+      // The bridge has the alert and is still working on it (its own API retries outlast our ack timeout):
+      // going direct now could start a second flow. Retry the same way; the bridge answers a resend of the same
+      // alertId from its dedupe store, says `failed` if it gives up (then we fall back), or, if it died, a
+      // later attempt finds no bridge accepting and falls back then.
+      log.warn({ via: primary.name, err: errorMessage(first) }, `the bridge accepted the alert and has not answered yet: waiting for it, not falling back to ${secondary.name}`);
+      throw first;
+    }
+    log.warn({ from: primary.name, to: secondary.name, code: isSosError(first) ? first.code : undefined, err: errorMessage(first) }, `falling back to ${secondary.name}`);
     try {
       const result = await secondary.send(alert, signal);
       log.info({ via: secondary.name }, `alert delivered via ${secondary.name} (fallback)`);

@@ -161,10 +161,10 @@ describe('relay through the bridge on its embedded broker (aedes)', () => {
     expect(emulator.triggers()[1]!.callflow).toBe('company_test_v1');
   });
 
-  it('rejects, for good, an alert from a device the bridge does not serve', async () => {
+  it('rejects an alert from a device the bridge does not serve; the device keeps it queued (bridge setup, not the alert)', async () => {
     const { route } = await device('stranger-1');
     const error = await route.send(sampleAlert({ deviceId: 'stranger-1' })).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: ErrorCodes.RELAY_REJECTED, retryable: false, reason: 'unknown_device' });
+    expect(error).toMatchObject({ code: ErrorCodes.RELAY_REJECTED, retryable: true, retryAfterMs: 60_000, reason: 'unknown_device' });
     expect(emulator.triggers()).toHaveLength(0);
   });
 

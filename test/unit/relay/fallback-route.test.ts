@@ -44,6 +44,15 @@ describe('FallbackRoute (relay_then_direct)', () => {
     }
   });
 
+  it('does not go direct while the bridge has accepted the alert and is still working on it (no second flow)', async () => {
+    const pending = new RelayTimeoutError(15_000, true);
+    const direct = new ScriptedRoute('direct', ok('d'));
+    const route = new FallbackRoute({ primary: new ScriptedRoute('relay', fail(pending)), secondary: direct, logger: silentLogger() });
+    await expect(route.send(sampleAlert())).rejects.toBe(pending);
+    expect(pending.retryable).toBe(true);
+    expect(direct.calls).toHaveLength(0);
+  });
+
   it('goes direct when the bridge does not know the device, but not when the API refused the alert itself', async () => {
     const direct1 = new ScriptedRoute('direct', ok('d'));
     const r1 = new FallbackRoute({ primary: new ScriptedRoute('relay', fail(new RelayRejectedError('unknown_device', ''))), secondary: direct1, logger: silentLogger() });

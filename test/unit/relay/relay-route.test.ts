@@ -62,11 +62,22 @@ describe('RelayRoute', () => {
     const { link, route } = setup();
     const alert = sampleAlert();
     const sent = settle(route.send(alert));
-    link.say({ alertId: alert.alertId, state: 'rejected', reason: 'unknown_device', message: 'not registered' });
+    link.say({ alertId: alert.alertId, state: 'rejected', reason: 'api_rejected', message: 'code -2' });
     const { error } = await sent;
     expect(error?.code).toBe(ErrorCodes.RELAY_REJECTED);
     expect(error?.retryable).toBe(false);
-    expect((error as unknown as { reason: string }).reason).toBe('unknown_device');
+    expect((error as unknown as { reason: string }).reason).toBe('api_rejected');
+  });
+
+  it('keeps a rejection about the bridge\'s own setup (unknown device, no caller) retryable, slowly: the alert is not lost', async () => {
+    for (const reason of ['unknown_device', 'no_caller'] as const) {
+      const { link, route } = setup();
+      const alert = sampleAlert();
+      const sent = settle(route.send(alert));
+      link.say({ alertId: alert.alertId, state: 'rejected', reason, message: 'not registered' });
+      const { error } = await sent;
+      expect(error).toMatchObject({ code: ErrorCodes.RELAY_REJECTED, retryable: true, retryAfterMs: 60_000, reason });
+    }
   });
 
   it('turns `failed` into a retryable error', async () => {
