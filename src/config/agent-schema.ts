@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { phoneNumber } from './phone.ts';
-import { apiBaseUrl } from './api-base-url.ts';
+import { apiBaseUrl, brokerUrl } from './api-base-url.ts';
 import { templateIssues } from '../incident/variables.ts';
 
 /**
@@ -138,7 +138,7 @@ export const outboxSchema = z.strictObject({
 });
 
 export const relaySchema = z.strictObject({
-  broker_url: nonEmpty.describe('mqtt://, mqtts://, ws:// or wss:// URL of the broker'),
+  broker_url: brokerUrl.describe('mqtts:// or wss:// URL of the broker (plain mqtt:// or ws:// only on loopback)'),
   username: nonEmpty.optional(),
   password: nonEmpty.optional().describe('Better from the environment variable SOS_RELAY_PASSWORD'),
   ca_file: nonEmpty.nullable().default(null),

@@ -34,3 +34,22 @@ export const apiBaseUrl = z
     }
     return url.toString().replace(/\/+$/, '');
   });
+
+/**
+ * A broker URL: mqtts:// or wss:// anywhere; plain mqtt:// or ws:// only on loopback, since the MQTT password,
+ * the caller's name and phone and the location would otherwise cross the network in clear text (invariant 5).
+ */
+export const brokerUrl = z.string().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `expected an mqtts://, wss://, mqtt:// or ws:// URL, got "${value}"` });
+    return;
+  }
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol)) {
+    ctx.addIssue({ code: 'custom', message: `expected an mqtts://, wss://, mqtt:// or ws:// URL, got protocol ${url.protocol}` });
+  } else if ((url.protocol === 'mqtt:' || url.protocol === 'ws:') && !isLoopbackHost(url.hostname)) {
+    ctx.addIssue({ code: 'custom', message: `plain ${url.protocol}// is allowed only on loopback; use ${url.protocol === 'mqtt:' ? 'mqtts' : 'wss'}:// for ${url.hostname}` });
+  }
+});

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { apiSchema } from './agent-schema.ts';
+import { brokerUrl } from './api-base-url.ts';
 import { templateIssues } from '../incident/variables.ts';
 
 /**
@@ -11,17 +12,10 @@ const nonEmpty = z.string().trim().min(1);
 const port = z.number().int().min(0).max(65535);
 
 export const bridgeBrokerSchema = z.strictObject({
-  url: nonEmpty
-    .refine((v) => {
-      try {
-        return ['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(new URL(v).protocol);
-      } catch {
-        return false;
-      }
-    }, 'expected an mqtt://, mqtts://, ws:// or wss:// URL')
+  url: brokerUrl
     .nullable()
     .default(null)
-    .describe('mqtt://, mqtts://, ws:// or wss:// URL of the broker; null = start an embedded broker (aedes) on host:port'),
+    .describe('mqtts:// or wss:// URL of the broker (plain mqtt:// or ws:// only on loopback); null = start an embedded broker (aedes) on host:port'),
   host: nonEmpty.default('127.0.0.1').describe('Embedded broker only: address to listen on'),
   port: port.default(1883).describe('Embedded broker only: port to listen on (0 = any free port)'),
   username: nonEmpty.optional(),

@@ -41,7 +41,12 @@ export async function readConfigFile(file: string): Promise<unknown> {
   try {
     return parseYaml(text, { prettyErrors: true });
   } catch (e) {
-    if (e instanceof YAMLParseError) throw new ConfigError([{ path: '', message: `not valid YAML: ${e.message}` }], file);
+    if (e instanceof YAMLParseError) {
+      // Only the position and kind: the parser's own message quotes the source line, which may hold a secret.
+      const at = e.linePos?.[0];
+      const where = at ? ` at line ${at.line}, column ${at.col}` : '';
+      throw new ConfigError([{ path: '', message: `not valid YAML${where} (${e.code})` }], file);
+    }
     throw e;
   }
 }

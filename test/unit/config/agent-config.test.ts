@@ -81,6 +81,15 @@ describe('agent configuration', () => {
     expect(issues.find((i) => i.startsWith('api.clinet_secret'))).toMatch(/unknown key/);
   });
 
+  it('refuses plain mqtt:// or ws:// to a broker off this machine (password and caller in clear text)', () => {
+    const relay = (broker_url: string) => issuesOf({ ...minimal, route: 'relay', relay: { broker_url, password: 'p' } });
+    expect(relay('mqtt://broker.example.com:1883')).toEqual(['relay.broker_url: plain mqtt:// is allowed only on loopback; use mqtts:// for broker.example.com']);
+    expect(relay('ws://10.0.0.2/mqtt')[0]).toMatch(/^relay\.broker_url: plain ws:\/\/ is allowed only on loopback/);
+    expect(relay('mqtts://broker.example.com:8883')).toEqual([]);
+    expect(relay('mqtt://127.0.0.1:1883')).toEqual([]);
+    expect(relay('http://broker.example.com')[0]).toMatch(/^relay\.broker_url: expected an mqtts:/);
+  });
+
   it('names a missing section and an unknown gps source', () => {
     expect(issuesOf({ gps: { source: 'sputnik' } })).toEqual([
       'device: required (object) but missing',
@@ -127,6 +136,15 @@ describe('sos-agent config', () => {
     const broken = await runCli(['config', 'check', tmpFile('broken.yaml', 'device: [1,\n')]);
     expect(broken.code).toBe(2);
     expect(broken.stderr).toContain('not valid YAML');
+  });
+
+  it('check: a YAML syntax error names the line but never echoes it (it may hold a secret)', async () => {
+    const file = tmpFile('secret.yaml', 'device: { id: a }\napi:\n  client_secret: Xy7:kP9 q#2: Prod-Secret\n');
+    const r = await runCli(['config', 'check', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/not valid YAML at line 3, column \d+ \(\w+\)/);
+    expect(r.stderr).not.toContain('Prod-Secret');
+    expect(r.stderr).not.toContain('kP9');
   });
 
   it('schema: prints a JSON Schema with defaults and descriptions', async () => {
