@@ -33,7 +33,9 @@ export interface FixTrackerHealth {
  * arrived). A Raspberry Pi has no RTC and boots with an old wall clock until NTP or GPS sets it: then
  * now − fix time is negative and the monotonic age still counts; a wall clock that is wrong the other way
  * makes fixes look older, never newer. A stale fix keeps its true time; its radius grows with its age
- * (src/gps/uncertainty.ts); the fallback replaces it only when the fallback's radius is smaller.
+ * (src/gps/uncertainty.ts); the fallback replaces it only when the fallback's radius is smaller AND the last
+ * fix lay inside the fallback's circle: a vehicle last seen 80 km from its depot is not at the depot, however
+ * old the fix (then the stale fix, with its true age and grown radius, is the honest answer).
  */
 export class FixTracker {
   readonly #maxAgeMs: number;
@@ -69,7 +71,7 @@ export class FixTracker {
     const age = this.#ageMs(fix, now);
     const stale = age > this.#maxAgeMs;
     const uncertainty = grownUncertainty(fix.uncertainty_m, age, this.#maxAgeMs, fix.speed_mps);
-    if (stale && fallback !== null && fallback.uncertainty_m < uncertainty) return this.#fallbackSnapshot(fallback);
+    if (stale && fallback !== null && fallback.uncertainty_m < uncertainty && withinFallback(fix, fallback)) return this.#fallbackSnapshot(fallback);
     return { ...this.#measured(fix, now), uncertainty_m: uncertainty, age_ms: age, stale };
   }
 
@@ -127,4 +129,20 @@ export class FixTracker {
     const now = this.#clock.now();
     return { latitude: f.latitude, longitude: f.longitude, uncertainty_m: f.uncertainty_m, fix_time: now, age_ms: 0, stale: false, source: 'fallback' };
   }
+}
+
+const EARTH_RADIUS_M = 6_371_008.8;
+
+/** Great-circle distance in meters (haversine). */
+export function distanceM(a: { latitude: number; longitude: number }, b: { latitude: number; longitude: number }): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.latitude - a.latitude) * rad;
+  const dLon = (b.longitude - a.longitude) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.latitude * rad) * Math.cos(b.latitude * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** The fix's own circle overlaps the fallback's: the device was there, so the fallback may stand in for it. */
+function withinFallback(fix: Fix, fallback: StaticLocation): boolean {
+  return distanceM(fix, fallback) <= fallback.uncertainty_m + fix.uncertainty_m;
 }

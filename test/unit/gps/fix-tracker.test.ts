@@ -63,16 +63,27 @@ describe('FixTracker', () => {
     expect(tracker.snapshot()?.uncertainty_m).toBe(10 + 30 * 20);
   });
 
-  it('takes the fallback once the grown stale fix is worse than it, not before', () => {
+  it('takes the fallback once the grown stale fix is worse than it, not before, when the fix was inside it', () => {
     const clock = new FakeClock();
     const tracker = new FixTracker({ maxAgeMs: 10_000, fallback: FALLBACK, clock });
-    tracker.update(fixAt(clock));
+    // 100 m north of the fallback's point: inside its 150 m circle (a gateway's yard).
+    tracker.update(fixAt(clock, { latitude: FALLBACK.latitude + 100 / 111_320, longitude: FALLBACK.longitude }));
     // 10 m + age·1.5 m/s passes the 150 m fallback at 93.3 s.
     clock.advance(90_000);
     expect(tracker.snapshot()).toMatchObject({ source: 'nmea', stale: true });
     clock.advance(5_000);
     expect(tracker.snapshot()).toMatchObject({ source: 'fallback', uncertainty_m: 150 });
     expect(tracker.health().state).toBe('fallback');
+  });
+
+  it('never swaps a stale fix far from the fallback for the fallback: the vehicle is not at the depot', () => {
+    const clock = new FakeClock();
+    const tracker = new FixTracker({ maxAgeMs: 10_000, fallback: FALLBACK, clock });
+    tracker.update(fixAt(clock, { speed_mps: 0 })); // Oregon, thousands of km from the Baltimore fallback
+    clock.advance(3_600_000);
+    const snap = tracker.snapshot();
+    expect(snap).toMatchObject({ source: 'nmea', stale: true, latitude: 44.0689, age_ms: 3_600_000 });
+    expect(snap!.uncertainty_m).toBeGreaterThan(5000);
   });
 
   it('counts age on the monotonic clock when the wall clock is behind the receiver (a Pi without RTC)', () => {
