@@ -6,9 +6,9 @@ import { createFeedback } from '../feedback/create.ts';
 import type { AgentState, Feedback } from '../feedback/types.ts';
 import { createGpsSource } from '../gps/create.ts';
 import { FixTracker } from '../gps/fix-tracker.ts';
-import type { GpsSource } from '../gps/types.ts';
-import { createAlert } from '../incident/alert.ts';
-import type { AlertSnapshot } from '../incident/types.ts';
+import type { GpsSource, LocationSnapshot } from '../gps/types.ts';
+import { completeAlert, createAlert, type AlertContext } from '../incident/alert.ts';
+import type { AlertDraft, AlertSnapshot } from '../incident/types.ts';
 import { Outbox, type OutboxEvent } from '../outbox/outbox.ts';
 import { SqliteOutboxStore } from '../outbox/sqlite-store.ts';
 import type { OutboxStore } from '../outbox/store.ts';
@@ -46,6 +46,15 @@ interface Incident {
   restored: boolean;
 }
 
+/** A confirmed press in its cancel window: committed to the outbox as held, so a crash now does not lose it. */
+interface PendingPress {
+  initiation: Initiation;
+  /** Null when no alert is made for it (a press during an incident restored after a restart is a repeat). */
+  draft: AlertDraft | null;
+  /** Resolves true once the draft is held in the outbox; false when it could not be. */
+  committed: Promise<boolean>;
+}
+
 /** How long "cancelled" and "failed" stay shown before the idle pattern returns. */
 const SHOW_RESULT_MS = 5000;
 const SHOW_FAILED_MS = 60_000;
@@ -62,6 +71,12 @@ const SUPERVISE_EVERY_MS = 10_000;
  *
  * Start order: feedback, outbox, ways to the API, GPS, press policy, button — so the button is live only once
  * a confirmed press can be committed. Stop runs in reverse, and a pending press is dispatched, not dropped.
+ *
+ * A confirmed press is committed before anything is shown (invariant 2): held in the outbox while its cancel
+ * window runs (and while there is no location yet), released to the queue when it may go, cancelled (kept,
+ * never sent) when the person presses again within the window. Held alerts from before a restart are sent:
+ * at once when their window was open (the person had not cancelled when the power went), with the first fix
+ * when they were waiting for a location.
  */
 export class Agent {
   readonly config: AgentConfig;
@@ -81,6 +96,7 @@ export class Agent {
   readonly #alertListeners = new Set<(e: OutboxEvent, alert: AlertSnapshot | undefined) => void>();
   readonly #alerts = new Map<string, AlertSnapshot>();
   #incident: Incident | null = null;
+  #pending: PendingPress | null = null;
   #incidentTimer: TimerHandle | undefined;
   #resultTimer: TimerHandle | undefined;
   #shown: AgentState = 'armed';
@@ -139,6 +155,7 @@ export class Agent {
     this.#offs.push(this.outbox.onChange((e) => this.#onOutbox(e)));
     await this.outbox.start();
     this.#restoreIncident();
+    this.#resumeHeld();
     this.#watchWays();
     await this.ways.start();
     const link = this.ways.link;
@@ -170,7 +187,8 @@ export class Agent {
     await this.button.stop();
     // Dispatches a press still in its cancel window: a shutdown must not lose a confirmed press.
     await this.policy.stop();
-    // A dispatch still waiting for a first fix cannot finish now; everything else reaches the outbox first.
+    // A dispatch still waiting for a first fix cannot finish now (it stays held in the outbox for the next
+    // start); everything else reaches the outbox first.
     this.#stopAbort.abort(new Error('agent stopping'));
     await Promise.allSettled([...this.#dispatching]);
     await this.gps.stop();
@@ -260,16 +278,24 @@ export class Agent {
         this.#showIdle();
         return;
       case 'pending':
-        if (effect.window_ms <= 0) return;
-        this.#show('cancel_window', `${effect.initiation.test ? 'TEST alert' : 'alert'} in ${Math.round(effect.window_ms / 1000)} s; press again to cancel`);
+        this.#holdPending(effect.initiation, effect.window_ms);
         return;
-      case 'cancelled':
+      case 'cancelled': {
         this.#log.info({ gesture: effect.initiation.gesture }, 'alert cancelled by the person within the cancel window');
-        this.#showResult('cancelled', undefined, SHOW_RESULT_MS);
+        const pending = this.#takePending(effect.initiation);
+        this.#track(
+          (async () => {
+            if (pending?.draft && (await pending.committed)) await this.outbox.cancel(pending.draft.alertId, 'person');
+            this.#showResult('cancelled', undefined, SHOW_RESULT_MS);
+          })(),
+          'could not record the cancel',
+        );
         return;
+      }
       case 'dispatch': {
+        const pending = this.#takePending(effect.initiation);
         const restored = this.#incident;
-        if (restored && !restored.test) {
+        if (restored && !restored.test && !pending?.draft) {
           // Only an incident restored after a restart can be open here (a live one makes the policy say
           // `repeat`): the alert of before the restart is still on its way, so this press is not a second call.
           restored.repeats.push(effect.initiation);
@@ -279,12 +305,7 @@ export class Agent {
           );
           return;
         }
-        const p = this.#dispatch(effect.initiation).catch((e: unknown) => {
-          this.#log.error({ err: errorMessage(e) }, 'could not create the alert');
-          this.#show('failed', errorMessage(e));
-        });
-        this.#dispatching.add(p);
-        void p.finally(() => this.#dispatching.delete(p));
+        this.#track(this.#dispatch(effect.initiation, pending), 'could not create the alert', true);
         return;
       }
       case 'repeat': {
@@ -299,34 +320,149 @@ export class Agent {
     }
   }
 
-  async #dispatch(initiation: Initiation): Promise<void> {
-    let location = this.tracker.snapshot();
-    if (location === null) {
-      this.#show('waiting_location', 'no GPS fix yet; the alert goes out with the first fix');
-      this.#log.warn('alert confirmed but no location yet: waiting for the first fix');
-      location = await this.tracker.waitForLocation(this.#stopAbort.signal).catch(() => null);
-      if (location === null) {
-        this.#log.error({ confirmedAt: initiation.confirmed_at }, 'stopped while waiting for a first fix: this press was not sent');
+  #alertContext(): AlertContext {
+    return { deviceId: this.config.device.id, caller: this.config.caller, vehicle: this.config.vehicle, callflow: this.config.callflow };
+  }
+
+  /** Keeps a piece of press handling for stop() to wait for; a failure is logged (and shown when `show`). */
+  #track(work: Promise<unknown>, what: string, show = false): void {
+    const p = work.then(
+      () => undefined,
+      (e: unknown) => {
+        this.#log.error({ err: errorMessage(e) }, what);
+        if (show) this.#show('failed', errorMessage(e));
+      },
+    );
+    this.#dispatching.add(p);
+    void p.finally(() => this.#dispatching.delete(p));
+  }
+
+  /** The pending press this effect is about, no longer pending. */
+  #takePending(initiation: Initiation): PendingPress | null {
+    const pending = this.#pending;
+    if (pending?.initiation !== initiation) return null;
+    this.#pending = null;
+    return pending;
+  }
+
+  /**
+   * The press is confirmed and its cancel window starts: commit it (held) before the person is told
+   * "confirmed", so a crash in the window does not lose it. A hold that became a test alert replaces the
+   * real one it held a moment ago, in the same commit.
+   */
+  #holdPending(initiation: Initiation, windowMs: number): void {
+    const previous = this.#pending;
+    const incident = this.#incident;
+    let draft: AlertDraft | null = null;
+    // During an incident restored after a restart this press is recorded against it (see 'dispatch'), not held.
+    if (!incident || incident.test) {
+      try {
+        draft = createAlert(initiation, this.tracker.snapshot(), this.#alertContext());
+      } catch (e) {
+        this.#log.error({ err: errorMessage(e) }, 'could not create the alert');
+      }
+    }
+    const pending: PendingPress = { initiation, draft, committed: Promise.resolve(false) };
+    this.#pending = pending;
+    const show = (): void => {
+      if (this.#pending === pending && windowMs > 0) this.#show('cancel_window', `${initiation.test ? 'TEST alert' : 'alert'} in ${Math.round(windowMs / 1000)} s; press again to cancel`);
+    };
+    if (draft === null) {
+      show();
+      return;
+    }
+    const commit = (): void => {
+      pending.committed = this.outbox.hold(draft, 'cancel_window', { replaces: previous?.draft?.alertId }).then(
+        () => true,
+        (e: unknown) => {
+          this.#log.error({ err: errorMessage(e), alertId: draft.alertId }, 'could not commit the confirmed press: it is sent when its cancel window ends, a crash before then loses it');
+          return false;
+        },
+      );
+      this.#track(pending.committed.then(show), 'could not show the cancel window');
+    };
+    // No window: the dispatch normally follows in this same turn and commits the press once, as queued. Only
+    // a hold that may yet become a test alert waits (for its release or test_hold_ms): that wait is held too,
+    // and the test alert replacing it is committed in the same write that cancels it.
+    if (windowMs > 0 || previous?.draft) commit();
+    else queueMicrotask(() => {
+      if (this.#pending === pending) commit();
+    });
+  }
+
+  /**
+   * The cancel window is over (or there was none): the alert goes now with the location as it stands, or, with
+   * no location yet, stays committed (held) and goes with the first fix.
+   */
+  async #dispatch(initiation: Initiation, pending: PendingPress | null): Promise<void> {
+    const held = pending !== null && (await pending.committed);
+    const draft = pending?.draft ?? createAlert(initiation, null, this.#alertContext());
+    const id = draft.alertId;
+    this.#incident = { alertId: id, test: draft.test, repeats: [], restored: false };
+    // A test flow never holds presses back: a real press right after a test must start a real call.
+    if (draft.test) this.policy.incidentEnded();
+    const location = this.tracker.snapshot();
+    this.#log.info(
+      { alertId: id, test: draft.test, gesture: initiation.gesture, uncertainty_m: location?.uncertainty_m, fixAgeMs: location?.age_ms, stale: location?.stale, hasLocation: location !== null },
+      'alert confirmed by a press',
+    );
+    if (!held) {
+      const alert = location === null ? null : completeAlert(draft, location);
+      if (alert !== null) {
+        // No window (or its hold failed) and a location: one commit, straight to the queue.
+        this.#alerts.set(id, alert);
+        const { durable } = await this.outbox.enqueue(alert);
+        this.#showQueued(id, durable);
+        return;
+      }
+      await this.outbox.hold(draft, 'location');
+    }
+    await this.#release(id, draft, location);
+  }
+
+  /**
+   * A held alert goes out: with `location` (newer than the held one), else with the one it was held with, else
+   * with the first fix. A stop while waiting leaves it held in the outbox, and the next start sends it.
+   */
+  async #release(id: string, draft: AlertDraft, location: LocationSnapshot | null): Promise<void> {
+    let loc = location;
+    for (;;) {
+      const alert = completeAlert(draft, loc ?? undefined);
+      if (alert !== null) this.#alerts.set(id, alert);
+      const r = await this.outbox.release(id, loc ?? undefined);
+      if (r.outcome === 'released') {
+        this.#showQueued(id, r.durable);
+        return;
+      }
+      if (r.outcome === 'not_held') return;
+      if (this.#incident?.alertId === id) this.#show('waiting_location', 'no GPS fix yet; the alert goes out with the first fix');
+      loc = await this.tracker.waitForLocation(this.#stopAbort.signal).catch(() => null);
+      if (loc === null) {
+        this.#log.error({ alertId: id }, 'stopped while waiting for a first fix: the alert stays committed in the outbox and goes out with the first fix after the next start');
         return;
       }
     }
-    const alert = createAlert(initiation, location, {
-      deviceId: this.config.device.id,
-      caller: this.config.caller,
-      vehicle: this.config.vehicle,
-      callflow: this.config.callflow,
-    });
-    this.#incident = { alertId: alert.alertId, test: alert.test, repeats: [], restored: false };
-    // A test flow never holds presses back: a real press right after a test must start a real call.
-    if (alert.test) this.policy.incidentEnded();
-    this.#alerts.set(alert.alertId, alert);
-    this.#log.info(
-      { alertId: alert.alertId, test: alert.test, gesture: initiation.gesture, uncertainty_m: location.uncertainty_m, fixAgeMs: location.age_ms, stale: location.stale },
-      'alert confirmed by a press',
-    );
-    const { durable } = await this.outbox.enqueue(alert);
-    if (this.#incident?.alertId === alert.alertId && this.#shown !== 'confirmed' && this.#shown !== 'failed') {
-      this.#show('queued', durable ? 'committed; sending' : 'held in memory; sending');
+  }
+
+  #showQueued(id: string, durable: boolean): void {
+    if (this.#incident?.alertId === id && this.#shown !== 'confirmed' && this.#shown !== 'failed') {
+      this.#show('queued', durable ? 'committed; sending' : 'kept in memory only; sending');
+    }
+  }
+
+  /**
+   * Held alerts from before a restart. One held for its cancel window is sent now: the person had not cancelled
+   * it when the agent stopped, and a press is never lost; their chance to cancel ended with the crash (the
+   * alert record and its log say so). One held for a location goes with the first fix (or the fallback).
+   */
+  #resumeHeld(): void {
+    for (const r of this.outbox.held()) {
+      this.#log.warn(
+        { alertId: r.alertId, heldFor: r.heldFor, test: r.alert.test, pressedAt: new Date(r.createdAt).toISOString() },
+        r.heldFor === 'location' ? 'a press from before the restart waits for a location: it goes out with the first fix' : 'a press from before the restart was in its cancel window, not cancelled: sending it now',
+      );
+      const loc = r.alert.location === null ? this.tracker.snapshot() : null;
+      this.#track(this.#release(r.alertId, r.alert, loc), 'could not release an alert held from before the restart');
     }
   }
 
@@ -360,7 +496,7 @@ export class Agent {
     const now = this.clock.now();
     let records: ReturnType<OutboxStore['list']>;
     try {
-      records = this.#store.list({ states: ['queued', 'sending', 'delivered'] });
+      records = this.#store.list({ states: ['held', 'queued', 'sending', 'delivered'] });
     } catch {
       return; // the outbox reports its own store failure
     }
@@ -371,6 +507,8 @@ export class Agent {
     if (newest.state === 'delivered') {
       this.#incidentTimer = this.clock.setTimeout(() => this.#endIncident(), (newest.deliveredAt ?? now) + windowMs - now);
       this.#shown = 'confirmed';
+    } else if (newest.state === 'held' && newest.heldFor === 'location') {
+      this.#shown = 'waiting_location';
     } else {
       this.#shown = 'queued';
     }

@@ -17,6 +17,9 @@ const HELP = `usage: sos-agent outbox <list | show ID | retry ID | purge --deliv
   --db FILE         the outbox file itself (overrides --config)
   --json            machine-readable output
 
+States: held (a confirmed press not to be sent yet: its cancel window is open, or it waits for a first
+location), queued, sending, delivered, rejected, cancelled (the person cancelled it within the window).
+
 Safe while the agent runs: it reads the same file (SQLite WAL) and never moves or repairs it.`;
 
 const SUBCOMMANDS = ['list', 'show', 'retry', 'purge'];
@@ -25,13 +28,24 @@ function iso(ms: number | null): string {
   return ms === null ? '-' : new Date(ms).toISOString();
 }
 
+/** When a record will be tried next, in words for the ones the scheduler does not pick up by time. */
+function nextAttempt(r: OutboxRecord): string {
+  if (r.state === 'queued') return iso(r.nextAttemptAt);
+  if (r.state === 'held') return r.heldFor === 'location' ? 'at-first-fix' : 'after-cancel-window';
+  if (r.state === 'cancelled') return 'never';
+  return '-';
+}
+
+const HELD_FOR = { cancel_window: 'its cancel window (the person may still cancel it)', location: 'a first location (no GPS fix and no fallback yet)' } as const;
+const CANCELLED_BY = { person: 'the person, within the cancel window', superseded: 'a longer hold that made it a test alert' } as const;
+
 function summary(r: OutboxRecord): string[] {
   return [
     r.alertId,
     r.state,
     iso(r.createdAt),
     String(r.attempts),
-    r.state === 'queued' ? iso(r.nextAttemptAt) : '-',
+    nextAttempt(r),
     r.apiId ?? '-',
     r.lastError ? `${r.lastError.code}: ${r.lastError.message}` : '-',
   ];
@@ -50,9 +64,11 @@ function details(r: OutboxRecord): string {
     `alert id:          ${r.alertId}`,
     `state:             ${r.state}`,
     `pressed:           ${iso(r.createdAt)}`,
-    `queued:            ${iso(r.enqueuedAt)}`,
+    `committed:         ${iso(r.enqueuedAt)}`,
+    ...(r.heldFor ? [`held for:          ${HELD_FOR[r.heldFor]}${r.state === 'held' ? '' : ' (no longer held)'}`] : []),
+    ...(r.cancelReason ? [`cancelled by:      ${CANCELLED_BY[r.cancelReason]}`] : []),
     `attempts:          ${r.attempts}`,
-    `next attempt:      ${r.state === 'queued' ? iso(r.nextAttemptAt) : '-'}`,
+    `next attempt:      ${nextAttempt(r)}`,
     `ambiguous resends: ${r.ambiguousRetries}`,
     `route:             ${r.route ?? '-'}`,
     `api id:            ${r.apiId ?? '-'}`,
@@ -60,6 +76,7 @@ function details(r: OutboxRecord): string {
     `last error:        ${r.lastError ? `${r.lastError.code}: ${r.lastError.message}` : '-'}`,
     `callflow:          ${r.alert.callflow}${r.alert.test ? ' (test)' : ''}`,
     `initiation:        ${r.alert.initiation.gesture} via ${r.alert.initiation.source}`,
+    ...(r.alert.location === null ? ['location:          none yet: it goes out with the first fix'] : []),
     'snapshot:',
     JSON.stringify(r.alert, null, 2),
   ];
@@ -171,6 +188,11 @@ function run(sub: string, id: string | undefined, store: SqliteOutboxStore, json
   // retry
   if (found.state === 'delivered') {
     writeLine(io.stderr, `outbox: ${found.alertId} was delivered (API id ${found.apiId ?? '-'}); nothing to retry`);
+    return ExitCode.FAILURE;
+  }
+  if (found.state === 'held' || found.state === 'cancelled') {
+    const why = found.state === 'held' ? `is held until ${HELD_FOR[found.heldFor ?? 'cancel_window']}; the agent sends it then` : 'was cancelled; it is never sent';
+    writeLine(io.stderr, `outbox: ${found.alertId} ${why}`);
     return ExitCode.FAILURE;
   }
   if (found.state === 'sending' || !store.retryNow(found.alertId, Date.now())) {

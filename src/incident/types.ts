@@ -36,6 +36,16 @@ export interface AlertSnapshot {
   callflow: string;
 }
 
+/**
+ * An alert committed before it may be sent: its cancel window is still open, or there is no location yet. The
+ * outbox holds it and never sends it; only `completeAlert` (src/incident/alert.ts) makes it an AlertSnapshot,
+ * and only with a location, so nothing downstream (variables, relay wire, bridge) ever sees a missing one.
+ */
+export interface AlertDraft extends Omit<AlertSnapshot, 'location'> {
+  /** The snapshot when the alert was held; null while the device has neither a fix nor a fallback. */
+  location: LocationSnapshot | null;
+}
+
 /** What the API said when it accepted a trigger. */
 export interface TriggerResult {
   /** The API's id of the workflow execution. */

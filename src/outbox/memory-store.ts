@@ -1,6 +1,10 @@
-import type { AlertSnapshot } from '../incident/types.ts';
-import type { LastError, OutboxRecord, OutboxState } from './record.ts';
+import type { LocationSnapshot } from '../gps/types.ts';
+import { completeAlert } from '../incident/alert.ts';
+import type { AlertDraft, AlertSnapshot } from '../incident/types.ts';
+import { WAITING_STATES, type CancelReason, type HoldReason, type LastError, type OutboxRecord, type OutboxState, type SendableRecord } from './record.ts';
 import { OutboxStoreError, type OutboxStore, type StoreOpenReport } from './store.ts';
+
+const waiting: readonly OutboxState[] = WAITING_STATES;
 
 function byPressTime(a: OutboxRecord, b: OutboxRecord): number {
   return a.createdAt - b.createdAt || (a.alertId < b.alertId ? -1 : a.alertId > b.alertId ? 1 : 0);
@@ -25,25 +29,35 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   insert(alert: AlertSnapshot, now: number): { record: OutboxRecord; inserted: boolean } {
-    const existing = this.#get(alert.alertId);
-    if (existing) return { record: structuredClone(existing), inserted: false };
-    const record: OutboxRecord = {
-      alertId: alert.alertId,
-      createdAt: alert.createdAt,
-      enqueuedAt: now,
-      alert: structuredClone(alert),
-      state: 'queued',
-      attempts: 0,
-      nextAttemptAt: now,
-      lastError: null,
-      ambiguousRetries: 0,
-      apiId: null,
-      route: null,
-      updatedAt: now,
-      deliveredAt: null,
-    };
-    this.#records.set(alert.alertId, record);
-    return { record: structuredClone(record), inserted: true };
+    return this.#add({ ...fresh(alert.alertId, alert.createdAt, now), state: 'queued', alert: structuredClone(alert) });
+  }
+
+  hold(alert: AlertDraft, reason: HoldReason, now: number): { record: OutboxRecord; inserted: boolean } {
+    return this.#add({ ...fresh(alert.alertId, alert.createdAt, now), state: 'held', alert: structuredClone(alert), heldFor: reason });
+  }
+
+  holdFor(alertId: string, reason: HoldReason, now: number): boolean {
+    return this.#transition(alertId, ['held'], (r) => {
+      r.heldFor = reason;
+      r.updatedAt = now;
+    });
+  }
+
+  release(alertId: string, location: LocationSnapshot | undefined, now: number): boolean {
+    const r = this.#get(alertId);
+    if (!r || r.state !== 'held') return false;
+    const alert = completeAlert(r.alert, location);
+    if (alert === null) return false;
+    this.#records.set(alertId, { ...r, state: 'queued', alert: structuredClone(alert), nextAttemptAt: now, updatedAt: now });
+    return true;
+  }
+
+  cancel(alertId: string, reason: CancelReason, now: number): boolean {
+    return this.#transition(alertId, ['held'], (r) => {
+      r.state = 'cancelled';
+      r.cancelReason = reason;
+      r.updatedAt = now;
+    });
   }
 
   /** Takes over a record as it stands in another store (the file failed mid-flight). */
@@ -64,10 +78,10 @@ export class MemoryOutboxStore implements OutboxStore {
     return all.slice(0, filter.limit ?? all.length).map((r) => structuredClone(r));
   }
 
-  due(now: number, limit: number): OutboxRecord[] {
+  due(now: number, limit: number): SendableRecord[] {
     this.#check();
     return [...this.#records.values()]
-      .filter((r) => r.state === 'queued' && r.nextAttemptAt <= now)
+      .filter((r): r is SendableRecord => r.state === 'queued' && r.nextAttemptAt <= now)
       .sort(byPressTime)
       .slice(0, Math.max(0, limit))
       .map((r) => structuredClone(r));
@@ -116,9 +130,9 @@ export class MemoryOutboxStore implements OutboxStore {
     });
   }
 
-  requeueSending(now: number): OutboxRecord[] {
+  requeueSending(now: number): SendableRecord[] {
     this.#check();
-    const out: OutboxRecord[] = [];
+    const out: SendableRecord[] = [];
     for (const r of [...this.#records.values()].sort(byPressTime)) {
       if (r.state !== 'sending') continue;
       r.state = 'queued';
@@ -177,7 +191,7 @@ export class MemoryOutboxStore implements OutboxStore {
   depth(): number {
     this.#check();
     let n = 0;
-    for (const r of this.#records.values()) if (r.state === 'queued' || r.state === 'sending') n++;
+    for (const r of this.#records.values()) if (waiting.includes(r.state)) n++;
     return n;
   }
 
@@ -185,13 +199,20 @@ export class MemoryOutboxStore implements OutboxStore {
     this.#check();
     let min: number | undefined;
     for (const r of this.#records.values()) {
-      if ((r.state === 'queued' || r.state === 'sending') && (min === undefined || r.createdAt < min)) min = r.createdAt;
+      if (waiting.includes(r.state) && (min === undefined || r.createdAt < min)) min = r.createdAt;
     }
     return min;
   }
 
   #check(): void {
     if (!this.#open) throw new OutboxStoreError('closed', 'memory outbox store is not open');
+  }
+
+  #add(record: OutboxRecord): { record: OutboxRecord; inserted: boolean } {
+    const existing = this.#get(record.alertId);
+    if (existing) return { record: structuredClone(existing), inserted: false };
+    this.#records.set(record.alertId, record);
+    return { record: structuredClone(record), inserted: true };
   }
 
   #get(alertId: string): OutboxRecord | undefined {
@@ -205,4 +226,23 @@ export class MemoryOutboxStore implements OutboxStore {
     change(r);
     return true;
   }
+}
+
+/** The fields of a record just committed, before its state and alert are set. */
+function fresh(alertId: string, createdAt: number, now: number) {
+  return {
+    alertId,
+    createdAt,
+    enqueuedAt: now,
+    attempts: 0,
+    nextAttemptAt: now,
+    lastError: null,
+    ambiguousRetries: 0,
+    apiId: null,
+    route: null,
+    updatedAt: now,
+    deliveredAt: null,
+    heldFor: null as HoldReason | null,
+    cancelReason: null as CancelReason | null,
+  };
 }

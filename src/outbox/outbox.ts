@@ -1,14 +1,30 @@
 import { retryHints } from '../api/errors.ts';
-import type { AlertRoute, AlertSnapshot, TriggerResult } from '../incident/types.ts';
+import type { LocationSnapshot } from '../gps/types.ts';
+import { completeAlert } from '../incident/alert.ts';
+import type { AlertDraft, AlertRoute, AlertSnapshot, TriggerResult } from '../incident/types.ts';
 import { retryDelay, type BackoffPolicy } from '../shared/backoff.ts';
 import type { Clock, TimerHandle } from '../shared/clock.ts';
 import { errorMessage, isSosError } from '../shared/errors.ts';
 import type { Logger } from '../shared/logger.ts';
 import { MemoryOutboxStore } from './memory-store.ts';
-import { lastErrorOf, type LastError, type OutboxRecord } from './record.ts';
+import {
+  WAITING_STATES,
+  isHeldRecord,
+  lastErrorOf,
+  type CancelReason,
+  type HeldRecord,
+  type HoldReason,
+  type LastError,
+  type OutboxRecord,
+  type OutboxState,
+  type SendableRecord,
+} from './record.ts';
 import { OutboxStoreError, type OutboxStore } from './store.ts';
 
-export type OutboxEventState = 'queued' | 'sending' | 'delivered' | 'rejected' | 'retrying';
+export type OutboxEventState = 'held' | 'queued' | 'sending' | 'delivered' | 'rejected' | 'retrying' | 'cancelled';
+
+/** What `release` did: sent on its way, still held for want of a location, or nothing (it was not held). */
+export type ReleaseOutcome = 'released' | 'waiting_location' | 'not_held';
 
 /** What the app and the feedback see of one alert's progress. */
 export interface OutboxEvent {
@@ -26,10 +42,12 @@ export interface OutboxEvent {
   nextAttemptAt?: number;
   /** Older than alertMaxAgeMs: still sent, with its original press time. */
   late?: boolean;
+  /** Why it is held (held). */
+  heldFor?: HoldReason;
 }
 
 export interface OutboxStats {
-  /** Alerts not yet answered for (queued + sending). */
+  /** Alerts not yet answered for (held + queued + sending). */
   depth: number;
   /** Age of the oldest of them, ms; null when none. */
   oldestAgeMs: number | null;
@@ -86,7 +104,7 @@ interface Plan {
 }
 
 interface Settling {
-  record: OutboxRecord;
+  record: SendableRecord;
   outcome: Outcome;
   done: () => void;
 }
@@ -94,6 +112,7 @@ interface Settling {
 type Outcome = { ok: true; result: TriggerResult } | { ok: false; error: unknown };
 
 const STOPPED = 'outbox stopped';
+const waiting: readonly OutboxState[] = WAITING_STATES;
 
 function toLastError(e: unknown): LastError {
   const raw = (e as { code?: unknown } | null)?.code;
@@ -102,10 +121,12 @@ function toLastError(e: unknown): LastError {
 }
 
 /**
- * The delivery state machine over a store: commits each alert before saying "queued", then delivers oldest
- * first, a few at a time, one attempt per alert in flight, retrying transient failures with capped full-jitter
- * backoff (never sooner than Retry-After) for as long as it runs. Permanent failures are `rejected` and never
- * retried. When the file store fails, alerts carry on from memory and the outbox reports itself degraded.
+ * The delivery state machine over a store: commits each alert before saying "queued" (or, for a press that may
+ * not go yet, before saying "confirmed": `hold`, later `release` or `cancel`), then delivers oldest first, a few
+ * at a time, one attempt per alert in flight, retrying transient failures with capped full-jitter backoff (never
+ * sooner than Retry-After) for as long as it runs. Permanent failures are `rejected` and never retried. Held
+ * alerts are never sent. When the file store fails, alerts carry on from memory and the outbox reports itself
+ * degraded.
  */
 export class Outbox {
   readonly #store: OutboxStore;
@@ -202,7 +223,7 @@ export class Outbox {
     for (const p of pending) p.controller.abort(new Error(STOPPED));
     await Promise.allSettled(pending.map((p) => p.done));
     const memoryOnly = this.#fallback.depth();
-    if (memoryOnly > 0) this.#log.error({ memoryOnly }, 'outbox stopped with alerts held only in memory: they are lost unless the agent keeps running');
+    if (memoryOnly > 0) this.#log.error({ memoryOnly }, 'outbox stopped with alerts kept only in memory: they are lost unless the agent keeps running');
     if (this.#primaryOpen) this.#store.close();
     this.#primaryOpen = false;
     this.#fallback.close();
@@ -237,6 +258,108 @@ export class Outbox {
     this.#emit({ alertId: id, state: 'queued', durable, attempts: 0 });
     this.#queueScan();
     return { durable };
+  }
+
+  /**
+   * Commits a confirmed press that may not be sent yet (its cancel window is open, or there is no location)
+   * as `held`, then resolves: only then may the person be told "confirmed". The scheduler never sends it; a
+   * crash keeps it for the next start. `replaces` names a held alert this one supersedes (a hold that became
+   * a test alert): it is cancelled in the same commit, so a crash leaves exactly one of the two.
+   */
+  async hold(alert: AlertDraft, reason: HoldReason, options: { replaces?: string | undefined } = {}): Promise<{ durable: boolean }> {
+    if (!this.#running) throw new OutboxStoreError('closed', 'outbox is not running: start() it before holding an alert');
+    const now = this.#clock.now();
+    const id = alert.alertId;
+    const old = options.replaces;
+    const oldOnFile = old !== undefined && !this.#inMemory.has(old);
+    let durable = false;
+    let inserted = true;
+    let oldCancelled = false;
+    if (this.#primaryOpen && !this.#inMemory.has(id)) {
+      const res = this.#primaryOp(
+        this.#store,
+        () =>
+          this.#store.transaction(() => {
+            const cancelled = oldOnFile && this.#store.cancel(old, 'superseded', now);
+            return { ...this.#store.hold(alert, reason, now), cancelled };
+          }),
+        `commit held alert ${id}; keeping it in memory`,
+        true,
+      );
+      if (res) {
+        durable = true;
+        inserted = res.inserted;
+        oldCancelled = res.cancelled;
+        if (!inserted) this.#log.info({ alertId: id, state: res.record.state }, 'alert already in the outbox');
+      }
+    }
+    if (!durable) {
+      this.#fallback.hold(alert, reason, now);
+      this.#inMemory.add(id);
+    }
+    if (old !== undefined && !oldCancelled) oldCancelled = this.#cancelHeld(old, 'superseded', now);
+    if (oldCancelled) {
+      this.#log.info({ alertId: old, by: id }, 'held alert superseded (the hold became a test alert): cancelled, never sent');
+      this.#emit({ alertId: old!, state: 'cancelled', durable: !this.#inMemory.has(old!) });
+    }
+    if (!inserted) return { durable };
+    this.#log.info({ alertId: id, durable, heldFor: reason, test: alert.test, hasLocation: alert.location !== null }, 'alert held');
+    this.#emit({ alertId: id, state: 'held', durable, heldFor: reason, attempts: 0 });
+    return { durable };
+  }
+
+  /**
+   * A held alert may go: with `location` (replacing the held one) or the one it was held with, it becomes
+   * `queued`, due now. With neither, it stays held, now for `location` (call again with the first fix).
+   */
+  async release(alertId: string, location?: LocationSnapshot): Promise<{ outcome: ReleaseOutcome; durable: boolean }> {
+    if (!this.#running) throw new OutboxStoreError('closed', 'outbox is not running: start() it before releasing an alert');
+    const now = this.#clock.now();
+    const record = this.#find(alertId);
+    if (!record || record.state !== 'held') {
+      this.#log.warn({ alertId, state: record?.state }, 'release of an alert that is not held: nothing to do');
+      return { outcome: 'not_held', durable: !this.#inMemory.has(alertId) };
+    }
+    if (completeAlert(record.alert, location) === null) {
+      if (record.heldFor !== 'location') this.#apply(record, (s) => s.holdFor(alertId, 'location', now));
+      const durable = !this.#inMemory.has(alertId);
+      this.#log.warn({ alertId, durable }, 'alert held until the first location: it goes out with the first fix');
+      this.#emit({ alertId, state: 'held', durable, heldFor: 'location', attempts: 0 });
+      return { outcome: 'waiting_location', durable };
+    }
+    const released = this.#apply(record, (s) => s.release(alertId, location, now));
+    const durable = !this.#inMemory.has(alertId);
+    if (!released) return { outcome: 'not_held', durable };
+    this.#log.info({ alertId, durable, heldFor: record.heldFor, heldMs: now - record.enqueuedAt }, 'alert released: queued');
+    this.#emit({ alertId, state: 'queued', durable, attempts: 0 });
+    this.#queueScan();
+    return { outcome: 'released', durable };
+  }
+
+  /** The person cancelled a held alert within its cancel window: `cancelled`, kept for the record, never sent. */
+  async cancel(alertId: string, reason: CancelReason = 'person'): Promise<boolean> {
+    if (!this.#running) throw new OutboxStoreError('closed', 'outbox is not running: start() it before cancelling an alert');
+    const cancelled = this.#cancelHeld(alertId, reason, this.#clock.now());
+    if (cancelled) {
+      this.#log.info({ alertId, reason }, 'held alert cancelled: never sent');
+      this.#emit({ alertId, state: 'cancelled', durable: !this.#inMemory.has(alertId) });
+    } else {
+      this.#log.warn({ alertId }, 'cancel of an alert that is not held: nothing to do');
+    }
+    return cancelled;
+  }
+
+  /** Every alert held now, oldest press first: after a restart, the app decides what becomes of them. */
+  held(): HeldRecord[] {
+    const out: HeldRecord[] = [];
+    for (const store of this.#stores()) {
+      const records = this.#primaryOp(store, () => store.list({ states: ['held'] }), 'list held alerts') ?? [];
+      for (const r of records) {
+        if (store === this.#store && this.#inMemory.has(r.alertId)) continue;
+        if (isHeldRecord(r)) out.push(r);
+      }
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt || (a.alertId < b.alertId ? -1 : 1));
   }
 
   /** The way is open again (a token fetch or probe succeeded, the MQTT link came back): every waiting alert is due now. */
@@ -277,7 +400,7 @@ export class Outbox {
     if (this.#primaryOpen) {
       for (const id of this.#inMemory) {
         const r = this.#primaryOp(this.#store, () => this.#store.get(id), 'count alerts');
-        if (r && (r.state === 'queued' || r.state === 'sending')) depth--;
+        if (r && waiting.includes(r.state)) depth--;
       }
     }
     const memoryOnly = this.#fallback.depth();
@@ -322,9 +445,9 @@ export class Outbox {
     this.#timer = undefined;
     const now = this.#clock.now();
     const slots = this.#running ? this.#concurrency - this.#inFlight.size : 0;
-    let chosen: OutboxRecord[] = [];
+    let chosen: SendableRecord[] = [];
     if (slots > 0) {
-      const candidates: OutboxRecord[] = [];
+      const candidates: SendableRecord[] = [];
       if (this.#primaryOpen) {
         const due = this.#primaryOp(this.#store, () => this.#store.due(now, slots + this.#inMemory.size), 'scan for due alerts') ?? [];
         candidates.push(...due.filter((r) => !this.#inMemory.has(r.alertId)));
@@ -362,9 +485,9 @@ export class Outbox {
   }
 
   /** Starts one attempt of an alert just claimed (`sending`); it settles through #flush. */
-  #launch(record: OutboxRecord, now: number): void {
+  #launch(record: SendableRecord, now: number): void {
     const id = record.alertId;
-    const sending: OutboxRecord = { ...record, state: 'sending', attempts: record.attempts + 1, route: this.#route.name, updatedAt: now };
+    const sending: SendableRecord = { ...record, state: 'sending', attempts: record.attempts + 1, route: this.#route.name, updatedAt: now };
     const late = now - record.createdAt > this.#alertMaxAgeMs;
     if (late && !this.#lateLogged.has(id)) {
       this.#lateLogged.add(id);
@@ -385,7 +508,7 @@ export class Outbox {
   }
 
   /** The route's answer, or its failure; abandoned when aborted even if the route ignores the signal. */
-  #send(record: OutboxRecord, controller: AbortController): Promise<Outcome> {
+  #send(record: SendableRecord, controller: AbortController): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
       const deadline = this.#clock.setTimeout(
         () => controller.abort(new Error(`no answer within ${this.#attemptTimeoutMs} ms; abandoned`)),
@@ -516,6 +639,20 @@ export class Outbox {
       this.#inMemory.add(id);
     }
     return op(this.#fallback);
+  }
+
+  /** The record where it lives now: memory once it moved there, else the file. */
+  #find(alertId: string): OutboxRecord | undefined {
+    if (this.#primaryOpen && !this.#inMemory.has(alertId)) {
+      const r = this.#primaryOp(this.#store, () => this.#store.get(alertId), `read alert ${alertId}`);
+      if (r) return r;
+    }
+    return this.#fallback.get(alertId);
+  }
+
+  #cancelHeld(alertId: string, reason: CancelReason, now: number): boolean {
+    const record = this.#find(alertId);
+    return record?.state === 'held' && this.#apply(record, (s) => s.cancel(alertId, reason, now));
   }
 
   /**

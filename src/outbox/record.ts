@@ -1,13 +1,29 @@
 import { z } from 'zod';
-import type { AlertSnapshot } from '../incident/types.ts';
+import type { AlertDraft, AlertSnapshot } from '../incident/types.ts';
 
 /**
  * One alert in the outbox. `queued` → `sending` → `delivered` | `rejected`; a transient failure returns it to
- * `queued` with a later `nextAttemptAt`. The snapshot is stored whole and never changed: retries resend it
- * exactly as it was at the press, with its original time.
+ * `queued` with a later `nextAttemptAt`. The snapshot is stored whole and never changed once queued: retries
+ * resend it exactly as it was, with its original press time.
+ *
+ * A confirmed press that may not be sent yet is committed as `held` (never sent, never due): while its cancel
+ * window is open, or while there is no location. `release` makes it `queued` (with its location), `cancel`
+ * makes it `cancelled` (the person pressed again in the window; kept for the audit trail, never sent).
  */
-export const OUTBOX_STATES = ['queued', 'sending', 'delivered', 'rejected'] as const;
+export const OUTBOX_STATES = ['held', 'queued', 'sending', 'delivered', 'rejected', 'cancelled'] as const;
 export type OutboxState = (typeof OUTBOX_STATES)[number];
+/** States whose alert is final (has a location) and may be, or was, sent. */
+export type SendableState = 'queued' | 'sending' | 'delivered' | 'rejected';
+export type HeldState = 'held' | 'cancelled';
+/** Alerts not yet answered for: what `depth` counts and `oldestPendingAt` looks at. */
+export const WAITING_STATES = ['held', 'queued', 'sending'] as const satisfies readonly OutboxState[];
+
+/** Why an alert is held: its cancel window is open, or it waits for a first location. */
+export const HOLD_REASONS = ['cancel_window', 'location'] as const;
+export type HoldReason = (typeof HOLD_REASONS)[number];
+/** Why a held alert was cancelled: the person pressed again, or a longer hold turned it into a test alert. */
+export const CANCEL_REASONS = ['person', 'superseded'] as const;
+export type CancelReason = (typeof CANCEL_REASONS)[number];
 
 /** The last failure, as safe to show: a stable code and a message (messages never hold secrets). */
 export interface LastError {
@@ -15,14 +31,12 @@ export interface LastError {
   message: string;
 }
 
-export interface OutboxRecord {
+interface RecordFields {
   alertId: string;
   /** Wall-clock UTC ms of the press (the snapshot's createdAt): the order alerts are sent in. */
   createdAt: number;
-  /** When the outbox committed it. */
+  /** When the outbox committed it (held or queued). */
   enqueuedAt: number;
-  alert: AlertSnapshot;
-  state: OutboxState;
   /** Attempts started (each `markSending`). */
   attempts: number;
   /** When a `queued` record becomes due. */
@@ -36,6 +50,28 @@ export interface OutboxRecord {
   route: string | null;
   updatedAt: number;
   deliveredAt: number | null;
+  /** Why it is (or was last) held; kept after release and cancel for the audit trail. null: never held. */
+  heldFor: HoldReason | null;
+  /** Why it was cancelled; null unless `cancelled`. */
+  cancelReason: CancelReason | null;
+}
+
+/** A record whose alert is final: it has a location and may be sent. Only these reach a route. */
+export interface SendableRecord extends RecordFields {
+  state: SendableState;
+  alert: AlertSnapshot;
+}
+
+/** A record never to be sent as it stands: held (maybe without a location yet) or cancelled. */
+export interface HeldRecord extends RecordFields {
+  state: HeldState;
+  alert: AlertDraft;
+}
+
+export type OutboxRecord = SendableRecord | HeldRecord;
+
+export function isHeldRecord(r: OutboxRecord): r is HeldRecord {
+  return r.state === 'held' || r.state === 'cancelled';
 }
 
 /** Longest message kept in a record: enough for a reason, never a dumped response body. */
@@ -91,6 +127,13 @@ export const alertSnapshotSchema = z.looseObject({
   callflow: z.string().min(1),
 });
 
+/** A held alert: the same, but its location may still be missing. */
+export const alertDraftSchema = alertSnapshotSchema.extend({ location: locationSchema.nullable() });
+
 export function parseSnapshot(json: string): AlertSnapshot {
   return alertSnapshotSchema.parse(JSON.parse(json)) as AlertSnapshot;
+}
+
+export function parseDraft(json: string): AlertDraft {
+  return alertDraftSchema.parse(JSON.parse(json)) as AlertDraft;
 }

@@ -1,10 +1,23 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { AlertSnapshot } from '../incident/types.ts';
+import type { LocationSnapshot } from '../gps/types.ts';
+import { completeAlert } from '../incident/alert.ts';
+import type { AlertDraft, AlertSnapshot } from '../incident/types.ts';
 import { ErrorCodes } from '../shared/errors.ts';
 import { silentLogger, type Logger } from '../shared/logger.ts';
-import { lastErrorOf, parseSnapshot, type LastError, type OutboxRecord, type OutboxState } from './record.ts';
+import {
+  WAITING_STATES,
+  lastErrorOf,
+  parseDraft,
+  parseSnapshot,
+  type CancelReason,
+  type HoldReason,
+  type LastError,
+  type OutboxRecord,
+  type OutboxState,
+  type SendableRecord,
+} from './record.ts';
 import { OutboxStoreError, type OutboxStore, type StoreFailure, type StoreOpenReport } from './store.ts';
 
 export interface SqliteOutboxStoreOptions {
@@ -46,10 +59,38 @@ const MIGRATIONS: readonly string[] = [
    ) STRICT, WITHOUT ROWID;
    -- Due alerts in press order without sorting rows (a scan runs after every delivery); covers the due time too.
    CREATE INDEX alerts_in_order ON alerts (state, created_at, alert_id, next_attempt_at);`,
+  // 2: `held` (committed, not to be sent yet: cancel window open, or no location) and `cancelled`. SQLite cannot
+  // change a CHECK in place: the table is rebuilt, rows copied as they are (https://sqlite.org/lang_altertable.html).
+  `CREATE TABLE alerts_v2 (
+     alert_id TEXT PRIMARY KEY,
+     created_at INTEGER NOT NULL,
+     enqueued_at INTEGER NOT NULL,
+     initiation TEXT NOT NULL,
+     snapshot TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('held', 'queued', 'sending', 'delivered', 'rejected', 'cancelled')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     last_error_code TEXT,
+     last_error_message TEXT,
+     ambiguous_retries INTEGER NOT NULL DEFAULT 0,
+     api_id TEXT,
+     route TEXT,
+     updated_at INTEGER NOT NULL,
+     delivered_at INTEGER,
+     held_for TEXT CHECK (held_for IN ('cancel_window', 'location')),
+     cancel_reason TEXT CHECK (cancel_reason IN ('person', 'superseded'))
+   ) STRICT, WITHOUT ROWID;
+   INSERT INTO alerts_v2 (alert_id, created_at, enqueued_at, initiation, snapshot, state, attempts, next_attempt_at, last_error_code,
+                          last_error_message, ambiguous_retries, api_id, route, updated_at, delivered_at)
+     SELECT alert_id, created_at, enqueued_at, initiation, snapshot, state, attempts, next_attempt_at, last_error_code,
+            last_error_message, ambiguous_retries, api_id, route, updated_at, delivered_at FROM alerts;
+   DROP TABLE alerts;
+   ALTER TABLE alerts_v2 RENAME TO alerts;
+   CREATE INDEX alerts_in_order ON alerts (state, created_at, alert_id, next_attempt_at);`,
 ];
 export const OUTBOX_SCHEMA_VERSION = MIGRATIONS.length;
 
-const PENDING = `state IN ('queued', 'sending')`;
+const PENDING = `state IN (${WAITING_STATES.map((st) => `'${st}'`).join(', ')})`;
 
 interface Row {
   alert_id: string;
@@ -67,6 +108,8 @@ interface Row {
   route: string | null;
   updated_at: number;
   delivered_at: number | null;
+  held_for: string | null;
+  cancel_reason: string | null;
 }
 
 // SQLite primary result codes (https://sqlite.org/rescode.html); extended codes keep them in the low byte.
@@ -175,6 +218,8 @@ export class SqliteOutboxStore implements OutboxStore {
           route: null,
           updatedAt: now,
           deliveredAt: null,
+          heldFor: null,
+          cancelReason: null,
         };
         return { record, inserted: true };
       }
@@ -182,6 +227,34 @@ export class SqliteOutboxStore implements OutboxStore {
       if (!record) throw new OutboxStoreError('other', `outbox ${this.path}: ${alert.alertId} neither inserted nor found`);
       return { record, inserted: false };
     });
+  }
+
+  hold(alert: AlertDraft, reason: HoldReason, now: number): { record: OutboxRecord; inserted: boolean } {
+    return this.#run('hold', () => {
+      const changes = this.#stmt('hold').run(alert.alertId, alert.createdAt, now, JSON.stringify(alert.initiation), JSON.stringify(alert), now, now, reason).changes;
+      const record = this.get(alert.alertId);
+      if (!record) throw new OutboxStoreError('other', `outbox ${this.path}: ${alert.alertId} neither held nor found`);
+      return { record, inserted: Number(changes) === 1 };
+    });
+  }
+
+  holdFor(alertId: string, reason: HoldReason, now: number): boolean {
+    return this.#change('holdFor', 'holdFor', reason, now, alertId);
+  }
+
+  release(alertId: string, location: LocationSnapshot | undefined, now: number): boolean {
+    return this.#run('release', () => {
+      const r = this.get(alertId);
+      if (!r || r.state !== 'held') return false;
+      const alert = completeAlert(r.alert, location);
+      if (alert === null) return false;
+      // Conditional on still being held: a second writer (another process) that got there first wins.
+      return Number(this.#stmt('release').run(JSON.stringify(alert), now, now, alertId).changes) === 1;
+    });
+  }
+
+  cancel(alertId: string, reason: CancelReason, now: number): boolean {
+    return this.#change('cancel', 'cancel', reason, now, alertId);
   }
 
   get(alertId: string): OutboxRecord | undefined {
@@ -201,11 +274,11 @@ export class SqliteOutboxStore implements OutboxStore {
     });
   }
 
-  due(now: number, limit: number): OutboxRecord[] {
+  due(now: number, limit: number): SendableRecord[] {
     return this.#run('due', () => {
       const rows = this.#stmt('due').all(now, Math.max(0, limit)) as unknown as Row[];
       return rows.flatMap((row) => {
-        const r = this.#readable(row);
+        const r = this.#readable(row).filter(isSendable);
         // A row that cannot be read cannot be sent; rejecting it (logged) keeps it from blocking every scan.
         if (r.length === 0) this.#stmt('damaged').run(ErrorCodes.OUTBOX_STORE, 'stored alert is damaged and cannot be sent', now, row.alert_id);
         return r;
@@ -238,10 +311,10 @@ export class SqliteOutboxStore implements OutboxStore {
     return this.#change('markRetry', 'retry', nextAt, e.code, e.message, ambiguous ? 1 : 0, now, alertId);
   }
 
-  requeueSending(now: number): OutboxRecord[] {
+  requeueSending(now: number): SendableRecord[] {
     return this.#run('requeueSending', () => {
       const rows = this.#stmt('requeue').all(now, now) as unknown as Row[];
-      return rows.flatMap((row) => this.#readable(row)).sort((a, b) => a.createdAt - b.createdAt || (a.alertId < b.alertId ? -1 : 1));
+      return rows.flatMap((row) => this.#readable(row).filter(isSendable)).sort((a, b) => a.createdAt - b.createdAt || (a.alertId < b.alertId ? -1 : 1));
     });
   }
 
@@ -340,6 +413,11 @@ export class SqliteOutboxStore implements OutboxStore {
     const sql: Record<string, string> = {
       insert: `INSERT INTO alerts (alert_id, created_at, enqueued_at, initiation, snapshot, state, next_attempt_at, updated_at)
                VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT (alert_id) DO NOTHING`,
+      hold: `INSERT INTO alerts (alert_id, created_at, enqueued_at, initiation, snapshot, state, next_attempt_at, updated_at, held_for)
+             VALUES (?, ?, ?, ?, ?, 'held', ?, ?, ?) ON CONFLICT (alert_id) DO NOTHING`,
+      holdFor: `UPDATE alerts SET held_for = ?, updated_at = ? WHERE alert_id = ? AND state = 'held'`,
+      release: `UPDATE alerts SET state = 'queued', snapshot = ?, next_attempt_at = ?, updated_at = ? WHERE alert_id = ? AND state = 'held'`,
+      cancel: `UPDATE alerts SET state = 'cancelled', cancel_reason = ?, updated_at = ? WHERE alert_id = ? AND state = 'held'`,
       get: 'SELECT * FROM alerts WHERE alert_id = ?',
       due: `SELECT * FROM alerts INDEXED BY alerts_in_order WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY created_at, alert_id LIMIT ?`,
       nextDue: `SELECT MIN(next_attempt_at) AS at FROM alerts WHERE state = 'queued'`,
@@ -392,18 +470,19 @@ export class SqliteOutboxStore implements OutboxStore {
   }
 
   #toRecord(row: Row): OutboxRecord {
-    let alert: AlertSnapshot;
+    const state = row.state as OutboxState;
+    const held = state === 'held' || state === 'cancelled';
+    let alert: AlertSnapshot | AlertDraft;
     try {
-      alert = parseSnapshot(row.snapshot);
+      // A held record may lack its location; any other must be complete, or it is damaged (and never sent).
+      alert = held ? parseDraft(row.snapshot) : parseSnapshot(row.snapshot);
     } catch (e) {
       throw new OutboxStoreError('corrupt', `outbox ${this.path}: record ${row.alert_id} is damaged`, { cause: e });
     }
-    return {
+    const fields = {
       alertId: row.alert_id,
       createdAt: Number(row.created_at),
       enqueuedAt: Number(row.enqueued_at),
-      alert,
-      state: row.state as OutboxState,
       attempts: Number(row.attempts),
       nextAttemptAt: Number(row.next_attempt_at),
       lastError: row.last_error_code === null ? null : { code: row.last_error_code, message: row.last_error_message ?? '' },
@@ -412,6 +491,13 @@ export class SqliteOutboxStore implements OutboxStore {
       route: row.route,
       updatedAt: Number(row.updated_at),
       deliveredAt: row.delivered_at === null ? null : Number(row.delivered_at),
+      heldFor: row.held_for as HoldReason | null,
+      cancelReason: row.cancel_reason as CancelReason | null,
     };
+    return held ? { ...fields, state, alert } : { ...fields, state, alert: alert as AlertSnapshot };
   }
+}
+
+function isSendable(r: OutboxRecord): r is SendableRecord {
+  return r.state !== 'held' && r.state !== 'cancelled';
 }

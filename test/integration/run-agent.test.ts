@@ -1,10 +1,13 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { EV_KEY, EV_SYN, KEY_SOS, SYN_REPORT, packInputEvent } from '../../src/button/input-event.ts';
+import type { AgentConfigInput } from '../../src/config/agent-schema.ts';
 import type { Emulator } from '../../src/emulator/server.ts';
+import type { OutboxRecord } from '../../src/outbox/record.ts';
 import { SqliteOutboxStore } from '../../src/outbox/sqlite-store.ts';
 import { agentConfig, writeAgentConfig } from '../support/agent-config.ts';
 import { startEmulator } from '../support/emulator.ts';
@@ -29,7 +32,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     emulator.clearTriggers();
   });
 
-  function setup(press: object, outbox: { max_backoff_s?: number } = {}, testAlerts = true) {
+  function setup(press: object, outbox: { max_backoff_s?: number } = {}, testAlerts = true, more: Partial<AgentConfigInput> = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'sos-run-'));
     const fifo = join(dir, 'button-event');
     execFileSync('mkfifo', [fifo]);
@@ -45,8 +48,20 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
       outbox: { path: join(dir, 'outbox.db'), ...outbox },
       // Without a test callflow a hold is sent at hold_ms even while still held (no test-hold to wait for).
       ...(testAlerts ? {} : { callflow: { name: 'company_dataconnect_v1', test_name: null } }),
+      ...more,
     });
     return { fifo, leds, cfg, file: writeAgentConfig(cfg) };
+  }
+
+  /** What a second process (the installer's `outbox list`) reads from the agent's file. */
+  function outboxRecords(path: string): OutboxRecord[] {
+    const store = new SqliteOutboxStore({ path, readOnly: true });
+    store.open();
+    try {
+      return store.list();
+    } finally {
+      store.close();
+    }
   }
 
   function key(fd: number, value: 0 | 1): void {
@@ -84,7 +99,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
 
   it('one more press within the cancel window cancels: nothing is sent', async () => {
     // No debounce: the release and the cancelling press arrive in the same instant here.
-    const { fifo, file } = setup({ cancel_window_s: 30, debounce_ms: 0 });
+    const { fifo, cfg, file } = setup({ cancel_window_s: 30, debounce_ms: 0 });
     child = spawnCli(['run', '--config', file]);
     const exit = finished(child);
     await waitForOutput(child, /armed: a press will be sent/);
@@ -99,6 +114,46 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     child.kill('SIGTERM');
     expect((await exit).code).toBe(0);
     expect(emulator.triggers()).toHaveLength(0);
+    // The press was committed (held) before "ALERT CONFIRMED", and the cancel is kept for the record.
+    expect(outboxRecords(cfg.outbox.path).map((r) => [r.state, r.heldFor, r.cancelReason])).toEqual([['cancelled', 'cancel_window', 'person']]);
+    // A restart does not bring a cancelled press back.
+    child = spawnCli(['run', '--config', file]);
+    const again = finished(child);
+    await waitForOutput(child, /armed: a press will be sent/);
+    child.kill('SIGTERM');
+    expect((await again).code).toBe(0);
+    expect(emulator.triggers()).toHaveLength(0);
+    expect(outboxRecords(cfg.outbox.path).map((r) => r.state)).toEqual(['cancelled']);
+  });
+
+  it('SIGKILL during the cancel window: the press was committed, and the restart sends it exactly once', async () => {
+    const { fifo, cfg, file } = setup({ cancel_window_s: 30 });
+    child = spawnCli(['run', '--config', file]);
+    await waitForOutput(child, /armed: a press will be sent/);
+    const fd = openSync(fifo, 'w');
+    key(fd, 1);
+    await waitForOutput(child, /ALERT CONFIRMED/);
+    key(fd, 0);
+    // The person saw "confirmed": it is on disk already, held (not to be sent before the window ends).
+    const [held] = outboxRecords(cfg.outbox.path);
+    expect(held).toMatchObject({ state: 'held', heldFor: 'cancel_window', alert: { test: false } });
+    child.kill('SIGKILL');
+    await finished(child);
+    closeSync(fd);
+    expect(emulator.triggers()).toHaveLength(0);
+
+    child = spawnCli(['run', '--config', file]);
+    const exit = finished(child);
+    // Not cancelled before the power went: sent at the next start, with the location of the press.
+    await waitForOutput(child, /ALERT RECEIVED/);
+    child.kill('SIGTERM');
+    const r = await exit;
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).toContain('was in its cancel window, not cancelled: sending it now');
+    expect(emulator.triggers()).toHaveLength(1);
+    expect(outboxRecords(cfg.outbox.path).map((rec) => [rec.alertId, rec.state, rec.apiId, rec.alert.location])).toEqual([
+      [held!.alertId, 'delivered', emulator.triggers()[0]!.id, held!.alert.location],
+    ]);
   });
 
   it('SIGTERM during the cancel window sends the confirmed alert rather than losing it', async () => {
@@ -121,6 +176,75 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     expect(records).toHaveLength(1);
     expect(records[0]!.state === 'delivered' ? 1 : 0).toBe(emulator.triggers().length);
     expect(['delivered', 'queued']).toContain(records[0]!.state);
+  });
+
+  // A gpsd that accepts and says nothing (no fix yet) until told to send one TPV to every client, now and later.
+  async function silentGpsd(): Promise<{ port: number; sendFix: () => void; close: () => Promise<void> }> {
+    const tpv = `${JSON.stringify({ class: 'TPV', mode: 3, time: new Date().toISOString(), lat: 44.97997, lon: -93.26384, alt: 250, eph: 8 })}\n`;
+    const sockets = new Set<Socket>();
+    let fixing = false;
+    const server: Server = createServer((sock) => {
+      sockets.add(sock);
+      sock.on('close', () => sockets.delete(sock));
+      sock.on('error', () => {});
+      if (fixing) sock.write(tpv);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      port: (server.address() as AddressInfo).port,
+      sendFix: () => {
+        fixing = true;
+        for (const sock of sockets) sock.write(tpv);
+      },
+      close: () =>
+        new Promise<void>((r) => {
+          for (const sock of sockets) sock.destroy();
+          server.close(() => r());
+        }),
+    };
+  }
+
+  it.each(['SIGKILL', 'SIGTERM'] as const)('no location yet: the press is held, survives a %s, and goes out once with the first fix after the restart', async (signal) => {
+    const gpsd = await silentGpsd();
+    try {
+      const { fifo, cfg, file } = setup({ cancel_window_s: 1 }, {}, true, { gps: { source: 'gpsd', host: '127.0.0.1', port: gpsd.port } });
+      child = spawnCli(['run', '--config', file]);
+      await waitForOutput(child, /armed: a press will be sent/);
+      const fd = openSync(fifo, 'w');
+      key(fd, 1);
+      await waitForOutput(child, /ALERT CONFIRMED/);
+      key(fd, 0);
+      await waitForOutput(child, /WAITING FOR LOCATION/);
+      const [held] = outboxRecords(cfg.outbox.path);
+      expect(held).toMatchObject({ state: 'held', heldFor: 'location', alert: { location: null } });
+      const first = finished(child);
+      child.kill(signal);
+      const end = await first;
+      closeSync(fd);
+      if (signal === 'SIGTERM') {
+        expect(end.code).toBe(0);
+        expect(end.stdout + end.stderr).toContain('the alert stays committed in the outbox and goes out with the first fix after the next start');
+      }
+      expect(emulator.triggers()).toHaveLength(0);
+      expect(outboxRecords(cfg.outbox.path).map((r) => [r.state, r.heldFor])).toEqual([['held', 'location']]);
+
+      child = spawnCli(['run', '--config', file]);
+      const exit = finished(child);
+      await waitForOutput(child, /armed: a press will be sent/);
+      expect(emulator.triggers()).toHaveLength(0);
+      gpsd.sendFix();
+      await waitForOutput(child, /ALERT RECEIVED/);
+      child.kill('SIGTERM');
+      expect((await exit).code).toBe(0);
+      const triggers = emulator.triggers();
+      expect(triggers).toHaveLength(1);
+      expect(triggers[0]!.variables).toMatchObject({ location: { latitude: '44.979970', longitude: '-93.263840' } });
+      const [sent] = outboxRecords(cfg.outbox.path);
+      expect(sent).toMatchObject({ alertId: held!.alertId, createdAt: held!.createdAt, state: 'delivered', apiId: triggers[0]!.id, heldFor: 'location' });
+      expect(sent!.alert.location).toMatchObject({ latitude: 44.97997, longitude: -93.26384, source: 'gpsd', stale: false });
+    } finally {
+      await gpsd.close();
+    }
   });
 
   it('after a crash, a press while the earlier alert is still being sent is recorded against it, not a second call', async () => {

@@ -51,6 +51,37 @@ describe('sos-agent outbox', () => {
     expect((JSON.parse(json.stdout) as OutboxRecord[]).map((x) => x.state)).toEqual(['delivered', 'rejected', 'queued']);
   });
 
+  it('shows held presses (waiting for a location, or in their cancel window) and cancelled ones; retry leaves them be', async () => {
+    const held = { ...makeAlert(T0 + 4000), location: null };
+    const cancelled = makeAlert(T0 + 5000);
+    agent.hold(held, 'location', T0 + 4000);
+    agent.hold(cancelled, 'cancel_window', T0 + 5000);
+    agent.cancel(cancelled.alertId, 'person', T0 + 6000);
+    const r = await runCli(['outbox', 'list', '--db', db]);
+    expect(r.code).toBe(0);
+    const rows = r.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/));
+    expect(rows.map((c) => [c[0], c[1], c[4]])).toEqual([
+      [delivered.alertId, 'delivered', '-'],
+      [rejected.alertId, 'rejected', '-'],
+      [waiting.alertId, 'queued', expect.stringMatching(/^\d{4}-/)],
+      [held.alertId, 'held', 'at-first-fix'],
+      [cancelled.alertId, 'cancelled', 'never'],
+    ]);
+    const show = await runCli(['outbox', 'show', held.alertId, '--db', db]);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain('state:             held');
+    expect(show.stdout).toContain('held for:          a first location (no GPS fix and no fallback yet)');
+    expect(show.stdout).toContain('location:          none yet');
+    const gone = await runCli(['outbox', 'show', cancelled.alertId, '--db', db, '--json']);
+    expect(JSON.parse(gone.stdout)).toMatchObject({ state: 'cancelled', cancelReason: 'person', heldFor: 'cancel_window' });
+    const retry = await runCli(['outbox', 'retry', held.alertId, '--db', db]);
+    expect(retry.code).toBe(1);
+    expect(retry.stderr).toContain('is held until a first location');
+    expect((await runCli(['outbox', 'retry', cancelled.alertId, '--db', db])).stderr).toContain('was cancelled; it is never sent');
+    expect(agent.get(held.alertId)?.state).toBe('held');
+    expect(agent.get(cancelled.alertId)?.state).toBe('cancelled');
+  });
+
   it('finds the file through the agent config', async () => {
     const config = join(dir, 'agent.yaml');
     writeFileSync(

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -144,6 +144,54 @@ describe('SqliteOutboxStore', () => {
     expect(store.due(T0, 10).map((r) => r.alertId)).toEqual([good.alertId]);
     const row = new DatabaseSync(path, { readOnly: true }).prepare('SELECT state, last_error_code FROM alerts WHERE alert_id = ?').get(bad.alertId);
     expect(row).toEqual({ state: 'rejected', last_error_code: 'ERR_SOS_OUTBOX_STORE' });
+  });
+
+  it('upgrades a schema-1 file (from before held alerts) in place: every row kept, held alerts possible after', () => {
+    // The schema as sos-agent shipped it before `held` existed, written by hand as an old agent would have.
+    mkdirSync(join(dir, 'state'), { recursive: true });
+    const raw = new DatabaseSync(path);
+    raw.exec(`CREATE TABLE alerts (
+       alert_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, enqueued_at INTEGER NOT NULL, initiation TEXT NOT NULL,
+       snapshot TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'delivered', 'rejected')),
+       attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL, last_error_code TEXT, last_error_message TEXT,
+       ambiguous_retries INTEGER NOT NULL DEFAULT 0, api_id TEXT, route TEXT, updated_at INTEGER NOT NULL, delivered_at INTEGER
+     ) STRICT, WITHOUT ROWID;
+     CREATE INDEX alerts_in_order ON alerts (state, created_at, alert_id, next_attempt_at);
+     PRAGMA user_version = 1;`);
+    const old = makeAlert(T0);
+    raw
+      .prepare(`INSERT INTO alerts (alert_id, created_at, enqueued_at, initiation, snapshot, state, attempts, next_attempt_at, last_error_code, last_error_message, ambiguous_retries, updated_at)
+                VALUES (?, ?, ?, ?, ?, 'queued', 2, ?, 'ERR_SOS_API_TRANSIENT', 'HTTP 503', 1, ?)`)
+      .run(old.alertId, T0, T0, JSON.stringify(old.initiation), JSON.stringify(old), T0 + 4000, T0 + 10);
+    raw.close();
+    // The CLI (read-only) never migrates: it says the agent will.
+    expect(storeErrorOf(() => make({ readOnly: true }).open()).message).toContain('upgrades it to');
+    const store = make();
+    store.open();
+    expect(new DatabaseSync(path, { readOnly: true }).prepare('PRAGMA user_version').get()).toEqual({ user_version: OUTBOX_SCHEMA_VERSION });
+    expect(store.get(old.alertId)).toMatchObject({ state: 'queued', attempts: 2, nextAttemptAt: T0 + 4000, ambiguousRetries: 1, lastError: { code: 'ERR_SOS_API_TRANSIENT' }, heldFor: null, cancelReason: null, alert: old });
+    expect(store.due(T0 + 4000, 10).map((r) => r.alertId)).toEqual([old.alertId]);
+    const held = { ...makeAlert(T0 + 1), location: null };
+    store.hold(held, 'location', T0 + 20);
+    expect(store.depth()).toBe(2);
+    store.close();
+    const again = make();
+    again.open();
+    expect(again.list().map((r) => r.state)).toEqual(['queued', 'held']);
+  });
+
+  it('never hands out to be sent a queued row whose location is missing: it is rejected as damaged', () => {
+    const store = make();
+    store.open();
+    const a = makeAlert(T0);
+    store.insert(a, T0);
+    const raw = new DatabaseSync(path);
+    raw.prepare('UPDATE alerts SET snapshot = ? WHERE alert_id = ?').run(JSON.stringify({ ...a, location: null }), a.alertId);
+    raw.close();
+    expect(store.due(T0, 10)).toEqual([]);
+    expect(store.list({ states: ['rejected'] })).toEqual([]); // unreadable as a sendable alert: skipped, and logged
+    const row = new DatabaseSync(path, { readOnly: true }).prepare('SELECT state FROM alerts WHERE alert_id = ?').get(a.alertId);
+    expect(row).toEqual({ state: 'rejected' });
   });
 
   it('throws a typed error when used closed', () => {

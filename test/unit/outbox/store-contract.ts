@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AlertDraft } from '../../../src/incident/types.ts';
 import type { OutboxStore } from '../../../src/outbox/store.ts';
 import { makeAlert } from '../../support/outbox-alerts.ts';
 
@@ -11,6 +12,12 @@ export interface StoreHarness {
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 const ERR = { code: 'ERR_SOS_API_TRANSIENT', message: 'HTTP 503' };
+const FIX = { latitude: 44.97997, longitude: -93.26384, uncertainty_m: 12, fix_time: T0 + 60_000, age_ms: 400, stale: false, source: 'gpsd' };
+
+/** A press confirmed before the device had any location (no fix, no fallback). */
+function noLocation(pressedAt: number): AlertDraft {
+  return { ...makeAlert(pressedAt), location: null };
+}
 
 /** The one contract every OutboxStore keeps (run against each implementation, as MQTT.js does with abstract_store). */
 export function outboxStoreContract(name: string, make: () => StoreHarness): void {
@@ -195,6 +202,116 @@ export function outboxStoreContract(name: string, make: () => StoreHarness): voi
       expect(store.get('0190b5c0-0000-7000-8000-000000000000')).toBeUndefined();
       expect(store.markSending('nope', 'direct', T0)).toBe(false);
       expect(store.retryNow('nope', T0)).toBe(false);
+    });
+
+    it('holds a confirmed press without sending it: never due, yet counted as waiting', () => {
+      const a = noLocation(T0);
+      const { record, inserted } = store.hold(a, 'location', T0 + 5);
+      expect(inserted).toBe(true);
+      expect(record).toMatchObject({ alertId: a.alertId, createdAt: T0, enqueuedAt: T0 + 5, state: 'held', heldFor: 'location', cancelReason: null, attempts: 0 });
+      expect(store.get(a.alertId)?.alert).toEqual(a);
+      expect(store.due(T0 + 1e9, 10)).toEqual([]);
+      expect(store.nextDueAt()).toBeUndefined();
+      expect(store.makeAllDue(T0 + 1e9)).toBe(0);
+      expect(store.requeueSending(T0 + 10)).toEqual([]);
+      expect(store.markSending(a.alertId, 'direct', T0 + 10)).toBe(false);
+      expect(store.retryNow(a.alertId, T0 + 10)).toBe(false);
+      expect(store.depth()).toBe(1);
+      expect(store.oldestPendingAt()).toBe(T0);
+      expect(store.list({ states: ['held'] }).map((r) => r.alertId)).toEqual([a.alertId]);
+      // A second commit of the same press (a retry of the write) keeps the first, held or queued.
+      expect(store.hold({ ...a, callflow: 'other' }, 'cancel_window', T0 + 6)).toMatchObject({ inserted: false, record: { state: 'held', heldFor: 'location' } });
+      expect(store.insert({ ...a, location: FIX }, T0 + 7).inserted).toBe(false);
+      expect(store.get(a.alertId)?.state).toBe('held');
+    });
+
+    it('releases a held press with its first location: queued, due now, the location filled in', () => {
+      const a = noLocation(T0);
+      store.hold(a, 'cancel_window', T0);
+      expect(store.release(a.alertId, undefined, T0 + 1)).toBe(false);
+      expect(store.get(a.alertId)).toMatchObject({ state: 'held', heldFor: 'cancel_window' });
+      expect(store.holdFor(a.alertId, 'location', T0 + 2)).toBe(true);
+      expect(store.get(a.alertId)).toMatchObject({ state: 'held', heldFor: 'location', updatedAt: T0 + 2 });
+      expect(store.release(a.alertId, FIX, T0 + 60_000)).toBe(true);
+      const r = store.get(a.alertId)!;
+      expect(r).toMatchObject({ state: 'queued', nextAttemptAt: T0 + 60_000, heldFor: 'location', createdAt: T0 });
+      expect(r.alert).toEqual({ ...a, location: FIX });
+      expect(store.due(T0 + 60_000, 10).map((x) => x.alert.location)).toEqual([FIX]);
+      expect(store.nextDueAt()).toBe(T0 + 60_000);
+      expect(store.depth()).toBe(1);
+      // Released once: a second release (or a late cancel) changes nothing.
+      expect(store.release(a.alertId, { ...FIX, latitude: 1 }, T0 + 60_001)).toBe(false);
+      expect(store.cancel(a.alertId, 'person', T0 + 60_002)).toBe(false);
+      expect(store.holdFor(a.alertId, 'location', T0 + 60_003)).toBe(false);
+      expect(store.get(a.alertId)?.alert.location).toEqual(FIX);
+    });
+
+    it('releases a press held for its cancel window with the location it was held with, or a newer one', () => {
+      const a = makeAlert(T0);
+      const b = makeAlert(T0 + 1);
+      store.hold(a, 'cancel_window', T0);
+      store.hold(b, 'cancel_window', T0);
+      expect(store.release(a.alertId, undefined, T0 + 5000)).toBe(true);
+      expect(store.get(a.alertId)?.alert).toEqual(a);
+      expect(store.release(b.alertId, FIX, T0 + 5000)).toBe(true);
+      expect(store.get(b.alertId)?.alert.location).toEqual(FIX);
+      expect(store.due(T0 + 5000, 10).map((r) => r.alertId)).toEqual([a.alertId, b.alertId]);
+    });
+
+    it('cancels a held press: kept for the record, never due, no longer waiting', () => {
+      const a = makeAlert(T0);
+      store.hold(a, 'cancel_window', T0);
+      expect(store.cancel(a.alertId, 'person', T0 + 2000)).toBe(true);
+      expect(store.get(a.alertId)).toMatchObject({ state: 'cancelled', cancelReason: 'person', heldFor: 'cancel_window', updatedAt: T0 + 2000 });
+      expect(store.release(a.alertId, FIX, T0 + 3000)).toBe(false);
+      expect(store.retryNow(a.alertId, T0 + 3000)).toBe(false);
+      expect(store.due(T0 + 1e9, 10)).toEqual([]);
+      expect(store.depth()).toBe(0);
+      expect(store.purgeDelivered()).toBe(0);
+      expect(store.list().map((r) => r.state)).toEqual(['cancelled']);
+      const q = makeAlert(T0 + 1);
+      store.insert(q, T0);
+      expect(store.cancel(q.alertId, 'person', T0)).toBe(false);
+      expect(store.cancel('nope', 'person', T0)).toBe(false);
+      expect(store.release('nope', FIX, T0)).toBe(false);
+    });
+
+    it('replaces a held press by another in one transaction (a hold that became a test alert), or not at all', () => {
+      const real = makeAlert(T0);
+      const test = makeAlert(T0 + 3000, { test: true });
+      store.hold(real, 'cancel_window', T0);
+      expect(() =>
+        store.transaction(() => {
+          store.cancel(real.alertId, 'superseded', T0 + 3000);
+          store.hold(test, 'cancel_window', T0 + 3000);
+          throw new Error('power cut half-way');
+        }),
+      ).toThrow();
+      expect(store.list().map((r) => [r.alertId, r.state])).toEqual([[real.alertId, 'held']]);
+      store.transaction(() => {
+        store.cancel(real.alertId, 'superseded', T0 + 3000);
+        store.hold(test, 'cancel_window', T0 + 3000);
+      });
+      expect(store.list().map((r) => [r.state, r.cancelReason])).toEqual([
+        ['cancelled', 'superseded'],
+        ['held', null],
+      ]);
+      expect(store.depth()).toBe(1);
+    });
+
+    it('keeps a held press without a location across a close and reopen when it is persistent', () => {
+      if (!h.reopen) return;
+      const a = noLocation(T0);
+      const c = makeAlert(T0 + 1);
+      store.hold(a, 'location', T0);
+      store.hold(c, 'cancel_window', T0);
+      store.cancel(c.alertId, 'person', T0 + 1);
+      const before = store.list();
+      store = h.reopen();
+      expect(store.list()).toEqual(before);
+      expect(store.get(a.alertId)?.alert.location).toBeNull();
+      expect(store.release(a.alertId, FIX, T0 + 9)).toBe(true);
+      expect(store.due(T0 + 9, 10).map((r) => r.alert)).toEqual([{ ...a, location: FIX }]);
     });
 
     it('keeps everything across a close and reopen when it is persistent', () => {
