@@ -486,13 +486,12 @@ export class Agent {
   }
 
   /**
-   * After a restart, the newest real alert of the last `incident_active_s` (still being sent, or delivered
-   * within it) is the active incident again: a press now is recorded against it, as it would have been
+   * After a restart, the newest real alert still being sent (however old), or delivered within the last
+   * `incident_active_s`, is the active incident again: a press now is recorded against it, as it would have been
    * before the restart, instead of starting a second 9-1-1 flow.
    */
   #restoreIncident(): void {
     const windowMs = this.config.press.incident_active_s * 1000;
-    if (windowMs <= 0) return;
     const now = this.clock.now();
     let records: ReturnType<OutboxStore['list']>;
     try {
@@ -500,7 +499,9 @@ export class Agent {
     } catch {
       return; // the outbox reports its own store failure
     }
-    const open = records.filter((r) => !r.alert.test && (r.state === 'delivered' ? (r.deliveredAt ?? 0) >= now - windowMs : r.createdAt >= now - windowMs));
+    // As in a running agent: an alert not yet answered for keeps its incident open however old it is; a
+    // delivered one for incident_active_s after delivery.
+    const open = records.filter((r) => !r.alert.test && (r.state !== 'delivered' || (windowMs > 0 && (r.deliveredAt ?? 0) >= now - windowMs)));
     const newest = open[open.length - 1];
     if (!newest) return;
     this.#incident = { alertId: newest.alertId, test: false, repeats: [], restored: true };

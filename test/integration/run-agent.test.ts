@@ -247,9 +247,9 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     }
   });
 
-  it('after a crash, a press while the earlier alert is still being sent is recorded against it, not a second call', async () => {
+  it('after a crash, a press while the earlier alert is still being sent (however old) is recorded against it, not a second call', async () => {
     emulator.addFault({ target: 'trigger', times: 1000, status: 503 });
-    const { fifo, cfg, file } = setup({ cancel_window_s: 0 }, { max_backoff_s: 1 }, false);
+    const { fifo, cfg, file } = setup({ cancel_window_s: 0, incident_active_s: 0 }, { max_backoff_s: 1 }, false);
     child = spawnCli(['run', '--config', file]);
     await waitForOutput(child, /armed: a press will be sent/);
     let fd = openSync(fifo, 'w');
