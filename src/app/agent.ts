@@ -58,6 +58,8 @@ interface PendingPress {
 /** How long "cancelled" and "failed" stay shown before the idle pattern returns. */
 const SHOW_RESULT_MS = 5000;
 const SHOW_FAILED_MS = 60_000;
+/** How long stop() lets sends already at the API be answered (systemd's TimeoutStopSec is 20 s). */
+const STOP_GRACE_MS = 8000;
 /** How long start() waits for the broker before the first health verdict. */
 const LINK_GRACE_MS = 2000;
 /** How often the supervisor polls every check; parts' own events show at once. */
@@ -192,7 +194,7 @@ export class Agent {
     this.#stopAbort.abort(new Error('agent stopping'));
     await Promise.allSettled([...this.#dispatching]);
     await this.gps.stop();
-    await this.outbox.stop();
+    await this.outbox.stop(STOP_GRACE_MS);
     await this.ways.stop();
     this.clock.clearTimeout(this.#incidentTimer);
     this.clock.clearTimeout(this.#resultTimer);

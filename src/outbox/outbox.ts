@@ -212,14 +212,25 @@ export class Outbox {
     this.#scan();
   }
 
-  /** Aborts in-flight sends and cancels timers; unfinished records stay `queued` for the next start. */
-  async stop(): Promise<void> {
+  /**
+   * Cancels timers and, after up to `graceMs` for answers already on their way, aborts in-flight sends;
+   * unfinished records stay `queued` for the next start.
+   */
+  async stop(graceMs = 0): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
     this.#stopping = true;
     this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     const pending = [...this.#inFlight.values()];
+    if (graceMs > 0 && pending.length > 0) {
+      // Sends already at the API get a moment to be answered: cutting one off makes it ambiguous, and its
+      // resend at the next start is the one way the direct path can start a second flow.
+      let timer: TimerHandle | undefined;
+      const grace = new Promise<void>((resolve) => (timer = this.#clock.setTimeout(resolve, graceMs)));
+      await Promise.race([Promise.allSettled(pending.map((p) => p.done)), grace]);
+      this.#clock.clearTimeout(timer);
+    }
     for (const p of pending) p.controller.abort(new Error(STOPPED));
     await Promise.allSettled(pending.map((p) => p.done));
     const memoryOnly = this.#fallback.depth();

@@ -64,6 +64,38 @@ describe('Outbox', () => {
     expect(outbox.alive()).toBe(false);
   });
 
+  it('stop(grace) lets an answer already on its way land (delivered, not an ambiguous resend); past the grace it aborts', async () => {
+    // The API answers 3 s after the request.
+    route.answer = (a, _n, signal) =>
+      new Promise((resolve, reject) => {
+        const t = clock.setTimeout(() => resolve({ id: `exec-${a.alertId}`, message: 'ok' }), 3000);
+        signal?.addEventListener('abort', () => {
+          clock.clearTimeout(t);
+          reject(signal.reason);
+        });
+      });
+    const { outbox } = make();
+    await outbox.start();
+    const quick = makeAlert(clock.now());
+    await outbox.enqueue(quick);
+    await clock.advanceAsync(10);
+    const stopped = outbox.stop(8000);
+    await clock.advanceAsync(3000);
+    await stopped;
+    expect(onDisk(quick.alertId)).toMatchObject({ state: 'delivered', apiId: `exec-${quick.alertId}`, ambiguousRetries: 0 });
+
+    const { outbox: second } = make();
+    await second.start();
+    const slow = makeAlert(clock.now());
+    route.answer = (_a, _n, signal) => hang(signal);
+    await second.enqueue(slow);
+    await clock.advanceAsync(10);
+    const stopping = second.stop(8000);
+    await clock.advanceAsync(8000);
+    await stopping;
+    expect(onDisk(slow.alertId)?.state).toBe('queued');
+  });
+
   it('commits the alert to disk before enqueue resolves, then delivers it once and records the API id', async () => {
     route.answer = (_a, _n, signal) => hang(signal);
     const { outbox, events } = make();
