@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundle as buildBundle } from '../package.ts';
 import { stringify } from 'yaml';
 import { Emulator } from '../../src/emulator/server.ts';
 import { round, summarize, type BenchResult } from './result.ts';
@@ -55,7 +55,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function benchAgent(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'sos-bench-agent-'));
   const bundle = join(dir, 'sos-agent.cjs');
-  await build({ entryPoints: [join(ROOT, 'src/cli/entry-bundle.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node24', outfile: bundle, logLevel: 'error' });
+  await buildBundle(bundle);
   const emulator = new Emulator({ clientId: 'bench', clientSecret: 'bench-secret', port: 0 });
   await emulator.start();
   const replay = { source: 'replay', file: join(ROOT, 'config/demo-track.nmea'), rate: 10, loop: true };
