@@ -22,6 +22,8 @@ export interface EmergencyApiClientOptions {
   logger: Logger;
   /** PEM of a private CA, replacing the system roots. TLS is verified either way. */
   ca?: string | Buffer | undefined;
+  /** Idle keep-alive sockets kept between requests (default 4); a caller with many requests at once passes its concurrency. */
+  maxIdleSockets?: number | undefined;
 }
 
 export interface TriggerOptions {
@@ -142,7 +144,7 @@ export class EmergencyApiClient {
   }
 
   #newTransport(): HttpTransport {
-    const { connectTimeoutMs, responseTimeoutMs, ca } = this.#o;
-    return new HttpTransport({ baseUrl: this.#url, connectTimeoutMs, responseTimeoutMs, ca });
+    const { connectTimeoutMs, responseTimeoutMs, ca, maxIdleSockets } = this.#o;
+    return new HttpTransport({ baseUrl: this.#url, connectTimeoutMs, responseTimeoutMs, ca, maxIdleSockets });
   }
 }

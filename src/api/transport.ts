@@ -17,6 +17,11 @@ export interface HttpTransportOptions {
   responseTimeoutMs: number;
   /** PEM of a private CA, replacing the system roots. TLS is verified either way. */
   ca?: string | Buffer | undefined;
+  /**
+   * Idle keep-alive sockets kept for the next requests (default DEFAULT_MAX_IDLE_SOCKETS). A caller that runs many
+   * requests at once (the bridge: max_in_flight) passes its concurrency, or every burst closes and reopens sockets.
+   */
+  maxIdleSockets?: number | undefined;
 }
 
 /** The transport's own failure codes (beside the system's: ECONNREFUSED, ECONNRESET, CERT_HAS_EXPIRED...). */
@@ -48,8 +53,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
  * Keep-Alive hint (minus 1 s, node's rule) still wins when shorter.
  */
 const IDLE_SOCKET_MS = 15_000;
-/** Idle sockets kept after a burst; the callers bound their own concurrency (outbox, bridge max_in_flight). */
-const MAX_FREE_SOCKETS = 4;
+/** Idle sockets kept after a burst by default: a device sends one alert at a time. */
+export const DEFAULT_MAX_IDLE_SOCKETS = 4;
 
 export class HttpTransport {
   readonly #o: HttpTransportOptions;
@@ -59,6 +64,7 @@ export class HttpTransport {
   readonly #prefix: string;
   readonly #agent: HttpAgent;
   readonly #inflight = new Set<Promise<unknown>>();
+  readonly #timeoutTexts: { connect: string; response: string; body: string };
   #closed = false;
 
   constructor(options: HttpTransportOptions) {
@@ -68,10 +74,17 @@ export class HttpTransport {
     if (!this.#https && url.protocol !== 'http:') throw new TypeError(`unsupported protocol ${url.protocol}`);
     this.#request = this.#https ? httpsRequest : httpRequest;
     this.#prefix = url.pathname.replace(/\/+$/, '');
+    this.#timeoutTexts = {
+      connect: `connect timed out after ${options.connectTimeoutMs} ms`,
+      response: `no answer within ${options.responseTimeoutMs} ms`,
+      body: `answer stalled for ${options.responseTimeoutMs} ms`,
+    };
     // No cap on sockets: a request queued behind busy sockets would count its wait as connect time (and undici,
     // before this, did not queue either); each caller bounds its own concurrency. `timeout` is the idle timeout of
     // free sockets (an answer may take longer). lifo: the socket used last is the least likely to be dead.
-    const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_MS, maxFreeSockets: MAX_FREE_SOCKETS, scheduling: 'lifo' as const };
+    const maxFreeSockets = options.maxIdleSockets ?? DEFAULT_MAX_IDLE_SOCKETS;
+    if (!Number.isInteger(maxFreeSockets) || maxFreeSockets < 1) throw new RangeError(`maxIdleSockets must be a positive integer, got ${maxFreeSockets}`);
+    const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_MS, maxFreeSockets, scheduling: 'lifo' as const };
     this.#agent = this.#https
       ? new HttpsAgent({ ...agentOptions, ...(options.ca === undefined ? {} : { ca: options.ca }) })
       : new HttpAgent(agentOptions);
@@ -103,11 +116,16 @@ export class HttpTransport {
 
   #post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal | undefined): Promise<HttpAnswer> {
     const { connectTimeoutMs, responseTimeoutMs } = this.#o;
+    const texts = this.#timeoutTexts;
     return new Promise<HttpAnswer>((resolve, reject) => {
       let written = false;
       let settled = false;
       let req: ClientRequest | undefined;
       let timer: NodeJS.Timeout | undefined;
+      // What the one timer means now (connect, answer, body): a phase change of the same length refreshes it.
+      let timeoutMs = 0;
+      let timeoutCode = '';
+      let timeoutMessage = '';
 
       const fail = (e: unknown) => {
         if (settled) return;
@@ -126,15 +144,21 @@ export class HttpTransport {
         clearTimeout(timer);
         resolve(answer);
       };
+      const onTimeout = () => fail(new TransportError(timeoutMessage, { code: timeoutCode, written }));
       // Network timeouts run on real time, as the socket does; the injected Clock drives token expiry.
       const arm = (ms: number, code: string, message: string) => {
+        timeoutCode = code;
+        timeoutMessage = message;
+        if (timer !== undefined && ms === timeoutMs) {
+          timer.refresh();
+          return;
+        }
         clearTimeout(timer);
-        timer = setTimeout(() => fail(new TransportError(message, { code, written })), ms);
+        timeoutMs = ms;
+        timer = setTimeout(onTimeout, ms);
       };
-
-      arm(connectTimeoutMs, TransportCodes.CONNECT_TIMEOUT, `connect timed out after ${connectTimeoutMs} ms`);
       const ready = () => {
-        if (!settled) arm(responseTimeoutMs, TransportCodes.RESPONSE_TIMEOUT, `no answer within ${responseTimeoutMs} ms`);
+        if (!settled) arm(responseTimeoutMs, TransportCodes.RESPONSE_TIMEOUT, texts.response);
       };
 
       try {
@@ -148,20 +172,22 @@ export class HttpTransport {
         fail(e);
         return;
       }
+      // The agent hands over an idle socket synchronously: such a request is connected now, so its answer is what
+      // is timed. Otherwise the connect is timed first (DNS, TCP, TLS), from here.
+      const reused = req.reusedSocket;
+      if (reused) ready();
+      else arm(connectTimeoutMs, TransportCodes.CONNECT_TIMEOUT, texts.connect);
       req.on('error', fail);
       req.on('finish', () => {
         written = true;
       });
-      req.on('socket', (socket: Socket) => {
-        if (req!.reusedSocket) ready();
-        else socket.once(this.#https ? 'secureConnect' : 'connect', ready);
-      });
+      if (!reused) req.on('socket', (socket: Socket) => socket.once(this.#https ? 'secureConnect' : 'connect', ready));
       req.on('response', (res: IncomingMessage) => {
         if (settled) {
           res.resume();
           return;
         }
-        arm(responseTimeoutMs, TransportCodes.BODY_TIMEOUT, `answer stalled for ${responseTimeoutMs} ms`);
+        arm(responseTimeoutMs, TransportCodes.BODY_TIMEOUT, texts.body);
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {

@@ -28,8 +28,13 @@ export interface BridgeOptions {
 }
 
 const PRUNE_EVERY_MS = 3_600_000;
-/** How long a stopping bridge waits for trigger requests already at the API. */
-const STOP_GRACE_MS = 5_000;
+/**
+ * Least time between two dedupe commits: under load each commit carries every alert that arrived or was answered
+ * meanwhile (at most 200 commits a second), at the price of at most this much latency per commit an alert waits for.
+ */
+const COMMIT_GAP_MS = 5;
+/** How long, beyond the API's response timeout, a stopping bridge waits for trigger requests already at the API. */
+const STOP_GRACE_MARGIN_MS = 2_000;
 
 function defaultClientId(): string {
   return `sos-bridge-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 100)}`;
@@ -123,7 +128,13 @@ export class Bridge {
     const registry = this.#opts.registry ?? (await DeviceRegistry.load(cfg.devices.file));
     this.#log.info({ devices: registry.size }, 'device registry loaded');
 
-    const store = new DedupeStore({ path: cfg.dedupe.path, instance: this.instance, leaseMs: cfg.dedupe.lease_s * 1000, clock: this.#clock });
+    const store = new DedupeStore({
+      path: cfg.dedupe.path,
+      instance: this.instance,
+      leaseMs: cfg.dedupe.lease_s * 1000,
+      clock: this.#clock,
+      commitGapMs: COMMIT_GAP_MS,
+    });
     store.open();
     this.#store = store;
     const pruned = store.prune(cfg.dedupe.retention_days * 86_400_000);
@@ -140,6 +151,8 @@ export class Bridge {
         connectTimeoutMs: cfg.api.connect_timeout_ms,
         responseTimeoutMs: cfg.api.response_timeout_ms,
         tokenMarginMs: cfg.api.token_margin_s * 1000,
+        // As many idle sockets as requests at once: with fewer, every burst closes sockets and reconnects.
+        maxIdleSockets: cfg.api.max_in_flight,
         clock: this.#clock,
         logger: this.#log,
       });
@@ -232,7 +245,9 @@ export class Bridge {
     this.#heartbeat = this.#prune = undefined;
     await this.#http?.stop();
     this.#http = null;
-    await this.#processor?.stop(STOP_GRACE_MS);
+    // Wait out requests already at the API (up to its response timeout): an answer that arrives after the
+    // store is closed is lost, and the device's resend would be triggered again by whoever takes it over.
+    await this.#processor?.stop(this.#cfg.api.response_timeout_ms + STOP_GRACE_MARGIN_MS);
     await this.#session?.stop();
     this.#session = null;
     await this.#broker?.stop();

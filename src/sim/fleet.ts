@@ -7,6 +7,7 @@ import { VERSION } from '../shared/version.ts';
 import type { AlertSnapshot } from '../incident/types.ts';
 import { RelayLink } from '../relay/link.ts';
 import { RelayRoute } from '../relay/relay-route.ts';
+import { RelayRejectedError } from '../relay/errors.ts';
 import { LoopTrack } from './track.ts';
 
 export interface FleetOptions {
@@ -169,7 +170,9 @@ export class SimulatedFleet {
           this.#progress.latenciesMs.push(clock.monotonic() - started);
           return;
         } catch (e) {
-          if (isSosError(e) && !e.retryable) {
+          // A `rejected` answer is reported, not waited out: a device keeps a rejection about the bridge's setup
+          // (unknown_device, no_caller) queued for a slow retry, but a simulation wants to see it now.
+          if ((isSosError(e) && !e.retryable) || e instanceof RelayRejectedError) {
             this.#progress.rejected++;
             this.#o.logger.warn({ alertId: alert.alertId, deviceId: device.id, err: e.message }, 'simulated alert rejected');
             return;

@@ -484,6 +484,36 @@ describe('the way to the API', () => {
     }
   });
 
+  it('keeps maxIdleSockets connections between bursts (the bridge: max_in_flight), only 4 by default', async () => {
+    const burst = 12;
+    let held: (() => void)[] = [];
+    const server = await tinyServer((path, res) => {
+      if (path === '/oauth/token') return json(res, 200, { access_token: 'tok-idle-case', expires_in: 3600 });
+      // Answer a burst only once all of it has arrived, so every request of it needs a connection of its own.
+      held.push(() => json(res, 200, { code: 0, id: 'x', message: '' }));
+      if (held.length === burst) for (const answer of held.splice(0)) answer();
+    });
+    try {
+      const connectionsFor = async (c: EmergencyApiClient): Promise<number[]> => {
+        held = [];
+        await c.probe();
+        const counts: number[] = [];
+        for (let round = 0; round < 2; round++) {
+          const before = server.connections();
+          await Promise.all(Array.from({ length: burst }, () => c.trigger(FLOW, SEED_VARIABLES)));
+          counts.push(server.connections() - before);
+        }
+        await c.stop();
+        return counts;
+      };
+      // The first burst opens a connection per request beyond the token's; the second reuses what was kept.
+      expect(await connectionsFor(client(server.url, { maxIdleSockets: burst }))).toEqual([burst - 1, 0]);
+      expect(await connectionsFor(client(server.url))).toEqual([burst - 1, burst - 4]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('stop() lets a request in flight finish, then refuses new ones until start()', async () => {
     let release: () => void = () => undefined;
     const server = await tinyServer((path, res) => {

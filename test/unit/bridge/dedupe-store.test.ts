@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DedupeStore } from '../../../src/bridge/dedupe-store.ts';
 import { FakeClock } from '../../../src/shared/clock.ts';
@@ -113,6 +114,54 @@ describe('DedupeStore', () => {
     other.flush();
     open.push(other);
     expect(other.stateOf(id)).toMatchObject({ state: 'in_flight', owner: 'a' });
+  });
+
+  it('with commitGapMs, a write soon after a commit waits for the gap and shares the next commit; an idle store commits at once', async () => {
+    const gapMs = 60;
+    const path = join(tmp.dir, 'gap.db');
+    const s = new DedupeStore({ path, instance: 'a', leaseMs: 10_000, clock, commitGapMs: gapMs });
+    s.open();
+    open.push(s);
+    await s.committed(); // open()'s heartbeat: nothing committed before it, so at the end of its turn
+    // What a power cut would leave: what another connection reads from the file.
+    const reader = new DatabaseSync(path, { readOnly: true });
+    const onDisk = (id: string) => reader.prepare('SELECT 1 FROM alerts WHERE alert_id = ?').get(id) !== undefined;
+    try {
+      const t0 = performance.now();
+      const first = uuidv7();
+      s.claim(first, 'truck-042');
+      const firstDone = s.committed();
+      await new Promise((r) => setImmediate(r));
+      expect(onDisk(first)).toBe(false); // not yet: no side effect may rest on it
+      const second = uuidv7();
+      s.claim(second, 'truck-042'); // a later turn
+      await firstDone;
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(gapMs - 10); // timers may fire a little early against performance.now()
+      expect(onDisk(first) && onDisk(second)).toBe(true); // one commit carried both
+      await new Promise((r) => setTimeout(r, gapMs + 10)); // idle for a whole gap
+      const t1 = performance.now();
+      s.claim(uuidv7(), 'truck-042');
+      await s.committed();
+      expect(performance.now() - t1).toBeLessThan(gapMs - 10);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('with another live bridge on the file, commits every turn: an open transaction would hold that bridge up', async () => {
+    const gapMs = 200;
+    const path = join(tmp.dir, 'shared.db');
+    const s = new DedupeStore({ path, instance: 'a', leaseMs: 10_000, clock, commitGapMs: gapMs });
+    s.open();
+    open.push(s);
+    await s.committed();
+    store('b', path).flush(); // another bridge starts on the file and says it is alive
+    s.heartbeat(); // ... which `a` learns at its next heartbeat
+    await s.committed();
+    const t0 = performance.now();
+    s.claim(uuidv7(), 'truck-042');
+    await s.committed();
+    expect(performance.now() - t0).toBeLessThan(gapMs / 2);
   });
 
   it('prunes only old final records', () => {
