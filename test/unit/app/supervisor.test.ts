@@ -376,7 +376,8 @@ describe('standard checks: each broken and recovered', () => {
     });
 
     it('with a static fallback: a missing or stale fix is a warning, never degraded', async () => {
-      const fallback = { latitude: 39.28, longitude: -76.61, uncertainty_m: 50 };
+      // The depot where the vehicle was last seen: the fix lies inside the fallback's circle.
+      const fallback = { latitude: 39.2853, longitude: -76.6125, uncertainty_m: 50 };
       const tracker = new FixTracker({ maxAgeMs: MAX_AGE, fallback, clock });
       const s = supervise(fixCheck(tracker, { maxAgeMs: MAX_AGE, hasFallback: true }));
       const changes: HealthState[] = [];
