@@ -1,3 +1,4 @@
+import type { TokenHealth } from '../api/token-cache.ts';
 import { createButtonSource } from '../button/create.ts';
 import type { TerminalInput } from '../button/terminal.ts';
 import type { ButtonSource } from '../button/types.ts';
@@ -251,11 +252,11 @@ export class Agent {
   #watchWays(): void {
     const client = this.ways.client;
     if (client) {
-      const onHealth = (h: { state: string }): void => {
+      const onHealth = (h: TokenHealth): void => {
         if (h.state === 'ok') this.outbox.wayIsBack();
       };
-      client.tokens.on('health', onHealth as never);
-      this.#offs.push(() => client.tokens.off('health', onHealth as never));
+      client.tokens.on('health', onHealth);
+      this.#offs.push(() => client.tokens.off('health', onHealth));
     }
     const link = this.ways.link;
     if (link) this.#offs.push(link.onUp(() => this.outbox.wayIsBack()));

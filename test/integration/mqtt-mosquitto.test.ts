@@ -21,6 +21,7 @@ import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.ts';
 import { sampleAlert } from '../unit/relay/sample-alert.ts';
 import {
   bridgeConfig,
+  deliverThroughBridgeCrash,
   bridgeConfigInput,
   eventually,
   nextMessage,
@@ -197,22 +198,8 @@ describe.skipIf(!hasMosquitto)('relay through a real Mosquitto', () => {
     const d = await device('truck-042', broker.url);
     await d.link.whenUp();
     // The API is down: the bridge holds the alert in flight, retrying, when it is killed.
-    emulator.addFault({ target: 'trigger', status: 503, times: 1_000_000 });
-    const alert = sampleAlert();
-    const done = d.settled(alert.alertId);
-    await d.outbox.enqueue(alert);
-    await eventually(() => emulator.stats().triggerRequests >= 2, 5000, 'the bridge to retry the API');
-    const exited = new Promise((resolve) => first.child.once('exit', resolve));
-    first.child.kill('SIGKILL');
-    await exited;
-    emulator.clearFaults();
-    const second = await spawnBridge(configFile);
-    cleanups.push(async () => {
-      const gone = new Promise((resolve) => second.child.once('exit', resolve));
-      second.child.kill('SIGTERM');
-      await gone;
-    });
-    const event = await done;
+    const { event, second, cleanup } = await deliverThroughBridgeCrash({ emulator, configFile, first, device: d, alert: sampleAlert() });
+    cleanups.push(cleanup);
     expect(event.state).toBe('delivered');
     expect(emulator.triggers()).toHaveLength(1);
     expect(event.apiId).toBe(emulator.triggers()[0]!.id);

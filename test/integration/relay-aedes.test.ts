@@ -17,6 +17,7 @@ import { MemoryOutboxStore } from '../../src/outbox/memory-store.ts';
 import { freePort } from '../support/mosquitto.ts';
 import {
   bridgeConfig,
+  deliverThroughBridgeCrash,
   bridgeConfigInput,
   eventually,
   nextMessage,
@@ -306,22 +307,9 @@ describe('relay on aedes: broker and bridge failures mid-flight', () => {
     const configFile = writeBridgeConfig(tmp.dir, { ...input, broker: { ...input.broker, port } });
     const first = await spawnBridge(configFile);
     const d = await deviceWithOutbox(`mqtt://127.0.0.1:${port}`);
-    emulator.addFault({ target: 'trigger', status: 503, times: 1_000_000 });
-    const alert = sampleAlert();
-    const done = d.settled(alert.alertId);
-    await d.outbox.enqueue(alert);
-    await eventually(() => emulator.stats().triggerRequests >= 2, 5000, 'the bridge to retry the API');
-    const exited = new Promise((resolve) => first.child.once('exit', resolve));
-    first.child.kill('SIGKILL');
-    await exited;
-    emulator.clearFaults();
-    const second = await spawnBridge(configFile);
-    cleanups.push(async () => {
-      const gone = new Promise((resolve) => second.child.once('exit', resolve));
-      second.child.kill('SIGTERM');
-      await gone;
-    });
-    const event = await done;
+    // The API is down: the bridge holds the alert in flight, retrying, when it is killed.
+    const { event, cleanup } = await deliverThroughBridgeCrash({ emulator, configFile, first, device: d, alert: sampleAlert() });
+    cleanups.push(cleanup);
     expect(event.state).toBe('delivered');
     expect(emulator.triggers()).toHaveLength(1);
     expect(event.apiId).toBe(emulator.triggers()[0]!.id);

@@ -64,6 +64,13 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     }
   }
 
+  /** Resolves once `sos-agent run` says it is armed, with the promise of its exit (wrapped: not awaited here). */
+  async function armed(proc: ChildProcess): Promise<{ exit: ReturnType<typeof finished> }> {
+    const exit = finished(proc);
+    await waitForOutput(proc, /armed: a press will be sent/);
+    return { exit };
+  }
+
   function key(fd: number, value: 0 | 1): void {
     const t = Date.now();
     writeSync(fd, Buffer.concat([packInputEvent({ timeMs: t, type: EV_KEY, code: KEY_SOS, value }, 24), packInputEvent({ timeMs: t, type: EV_SYN, code: SYN_REPORT, value: 0 }, 24)]));
@@ -71,9 +78,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
 
   it('hold → cancel window → sent → confirmed on the LED; a second press is recorded, not a second call; SIGTERM exits 0', async () => {
     const { fifo, leds, cfg, file } = setup({ cancel_window_s: 1 });
-    child = spawnCli(['run', '--config', file]);
-    const exit = finished(child);
-    await waitForOutput(child, /armed: a press will be sent/);
+    const { exit } = await armed((child = spawnCli(['run', '--config', file])));
     const fd = openSync(fifo, 'w');
     key(fd, 1);
     await waitForOutput(child, /ALERT CONFIRMED/);
@@ -100,9 +105,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
   it('one more press within the cancel window cancels: nothing is sent', async () => {
     // No debounce: the release and the cancelling press arrive in the same instant here.
     const { fifo, cfg, file } = setup({ cancel_window_s: 30, debounce_ms: 0 });
-    child = spawnCli(['run', '--config', file]);
-    const exit = finished(child);
-    await waitForOutput(child, /armed: a press will be sent/);
+    const { exit } = await armed((child = spawnCli(['run', '--config', file])));
     const fd = openSync(fifo, 'w');
     key(fd, 1);
     await waitForOutput(child, /ALERT CONFIRMED/);
@@ -117,9 +120,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     // The press was committed (held) before "ALERT CONFIRMED", and the cancel is kept for the record.
     expect(outboxRecords(cfg.outbox.path).map((r) => [r.state, r.heldFor, r.cancelReason])).toEqual([['cancelled', 'cancel_window', 'person']]);
     // A restart does not bring a cancelled press back.
-    child = spawnCli(['run', '--config', file]);
-    const again = finished(child);
-    await waitForOutput(child, /armed: a press will be sent/);
+    const { exit: again } = await armed((child = spawnCli(['run', '--config', file])));
     child.kill('SIGTERM');
     expect((await again).code).toBe(0);
     expect(emulator.triggers()).toHaveLength(0);
@@ -128,8 +129,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
 
   it('SIGKILL during the cancel window: the press was committed, and the restart sends it exactly once', async () => {
     const { fifo, cfg, file } = setup({ cancel_window_s: 30 });
-    child = spawnCli(['run', '--config', file]);
-    await waitForOutput(child, /armed: a press will be sent/);
+    await armed((child = spawnCli(['run', '--config', file])));
     const fd = openSync(fifo, 'w');
     key(fd, 1);
     await waitForOutput(child, /ALERT CONFIRMED/);
@@ -158,9 +158,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
 
   it('SIGTERM during the cancel window sends the confirmed alert rather than losing it', async () => {
     const { fifo, cfg, file } = setup({ cancel_window_s: 30 });
-    child = spawnCli(['run', '--config', file]);
-    const exit = finished(child);
-    await waitForOutput(child, /armed: a press will be sent/);
+    const { exit } = await armed((child = spawnCli(['run', '--config', file])));
     const fd = openSync(fifo, 'w');
     key(fd, 1);
     await waitForOutput(child, /ALERT CONFIRMED/);
@@ -208,8 +206,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     const gpsd = await silentGpsd();
     try {
       const { fifo, cfg, file } = setup({ cancel_window_s: 1 }, {}, true, { gps: { source: 'gpsd', host: '127.0.0.1', port: gpsd.port } });
-      child = spawnCli(['run', '--config', file]);
-      await waitForOutput(child, /armed: a press will be sent/);
+      await armed((child = spawnCli(['run', '--config', file])));
       const fd = openSync(fifo, 'w');
       key(fd, 1);
       await waitForOutput(child, /ALERT CONFIRMED/);
@@ -228,9 +225,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
       expect(emulator.triggers()).toHaveLength(0);
       expect(outboxRecords(cfg.outbox.path).map((r) => [r.state, r.heldFor])).toEqual([['held', 'location']]);
 
-      child = spawnCli(['run', '--config', file]);
-      const exit = finished(child);
-      await waitForOutput(child, /armed: a press will be sent/);
+      const { exit } = await armed((child = spawnCli(['run', '--config', file])));
       expect(emulator.triggers()).toHaveLength(0);
       gpsd.sendFix();
       await waitForOutput(child, /ALERT RECEIVED/);
@@ -250,8 +245,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
   it('after a crash, a press while the earlier alert is still being sent (however old) is recorded against it, not a second call', async () => {
     emulator.addFault({ target: 'trigger', times: 1000, status: 503 });
     const { fifo, cfg, file } = setup({ cancel_window_s: 0, incident_active_s: 0 }, { max_backoff_s: 1 }, false);
-    child = spawnCli(['run', '--config', file]);
-    await waitForOutput(child, /armed: a press will be sent/);
+    await armed((child = spawnCli(['run', '--config', file])));
     let fd = openSync(fifo, 'w');
     key(fd, 1);
     await waitForOutput(child, /"msg":"alert queued"/);
@@ -261,9 +255,7 @@ describe('sos-agent run: a press on the evdev button becomes one callflow', () =
     child.kill('SIGKILL');
     await finished(child);
 
-    child = spawnCli(['run', '--config', file]);
-    const exit = finished(child);
-    await waitForOutput(child, /armed: a press will be sent/);
+    const { exit } = await armed((child = spawnCli(['run', '--config', file])));
     fd = openSync(fifo, 'w');
     key(fd, 1);
     await waitForOutput(child, /recorded against it, no second call started/);

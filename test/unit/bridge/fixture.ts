@@ -162,3 +162,33 @@ export function writeBridgeConfig(dir: string, input: BridgeConfigInput, name = 
   writeFileSync(file, stringify(input));
   return file;
 }
+
+/**
+ * The bridge is SIGKILLed while it holds an alert in flight (the API down, the bridge retrying), then started
+ * again on the same config; resolves with the device's final outbox event and the second bridge (stopped by
+ * the returned cleanup). Shared by the aedes and the Mosquitto suites.
+ */
+export async function deliverThroughBridgeCrash(o: {
+  emulator: import('../../../src/emulator/server.ts').Emulator;
+  configFile: string;
+  first: Awaited<ReturnType<typeof spawnBridge>>;
+  device: { outbox: { enqueue(a: import('../../../src/incident/types.ts').AlertSnapshot): Promise<unknown> }; settled(alertId: string): Promise<import('../../../src/outbox/outbox.ts').OutboxEvent> };
+  alert: import('../../../src/incident/types.ts').AlertSnapshot;
+}): Promise<{ event: import('../../../src/outbox/outbox.ts').OutboxEvent; second: Awaited<ReturnType<typeof spawnBridge>>; cleanup: () => Promise<void> }> {
+  const { emulator, configFile, first, device, alert } = o;
+  emulator.addFault({ target: 'trigger', status: 503, times: 1_000_000 });
+  const done = device.settled(alert.alertId);
+  await device.outbox.enqueue(alert);
+  await eventually(() => emulator.stats().triggerRequests >= 2, 5000, 'the bridge to retry the API');
+  const exited = new Promise((resolve) => first.child.once('exit', resolve));
+  first.child.kill('SIGKILL');
+  await exited;
+  emulator.clearFaults();
+  const second = await spawnBridge(configFile);
+  const cleanup = async (): Promise<void> => {
+    const gone = new Promise((resolve) => second.child.once('exit', resolve));
+    second.child.kill('SIGTERM');
+    await gone;
+  };
+  return { event: await done, second, cleanup };
+}
